@@ -1,0 +1,94 @@
+package lang
+
+import (
+	"time"
+)
+
+// Pos is a position in a job file. Line and Column count from 1; Column counts bytes.
+type Pos struct {
+	Filename string
+	Offset   int
+	Line     int
+	Column   int
+}
+
+// String formats p as file:line:col, the form editors and terminals link to.
+func (p Pos) String() string { return posString(p) }
+
+// Job is a checked, compiled job file: everything runtime needs to plan and run it.
+// Expressions in it are compiled once, when the file is checked.
+type Job struct {
+	Name     string // from the `job` statement, else the file's base name without .mf
+	Filename string // the path the file was loaded from, as given
+	Source   []byte // the file's text, stored in the catalog
+
+	// Envs are the declared environments in file order; the first is the default.
+	// A file with no env block gets one implicit `env local {}`.
+	Envs []*Env
+
+	Func    *Func
+	Ship    []Ship
+	Params  *Params
+	Combine *Expr // nil when the file has no combine statement
+
+	Retries int           // extra attempts after a failed one (0: run once)
+	Timeout time.Duration // per attempt; 0: none
+
+	// Warnings are diagnostics that do not stop the job (e.g. params keys the function ignores).
+	Warnings Diagnostics
+}
+
+// Env is one environment block: `env KIND [NAME] { key = value ... }`.
+type Env struct {
+	Kind     string // "local", "ec2" or "hadoop"
+	Name     string // the block's name; the kind when the block has none
+	Pos      Pos
+	Settings map[string]Setting // only the keys written; types already checked against the kind's schema
+}
+
+// Setting is one `key = value` line of an env block. Value is an int64, float64, string, bool,
+// time.Duration or []string, as the kind's schema declares for the key.
+type Setting struct {
+	Value any
+	Pos   Pos
+}
+
+// Func is the job's function. Calling it with one parameter set gives the task's result, or a
+// Command when its body is an exec(...) call.
+type Func struct {
+	Name   string
+	Params []string
+	Pos    Pos
+	Body   *Expr
+}
+
+// Command is the value an exec(...) body evaluates to: a program and its arguments, run
+// without a shell.
+type Command struct {
+	Args []string
+}
+
+// Ship is a file shipped to every worker (`ship "train.py"`).
+type Ship struct {
+	Path string // as written, relative to the job file's directory; never escapes it
+	Abs  string // resolved absolute path
+	Pos  Pos
+}
+
+// Params is the job's source of parameter sets, in the order the tasks are numbered.
+type Params struct {
+	Pos  Pos
+	Kind string // "list" (an expression), "grid" or "file"
+	// Expr for kind "list"; Grid for "grid"; File for "file".
+	Expr *Expr
+	Grid []GridAxis
+	File string // resolved path of a .jsonl or .csv file
+}
+
+// GridAxis is one `key: [values]` entry of a grid; axes combine in written order, the last
+// varying fastest.
+type GridAxis struct {
+	Key    string
+	Values *Expr
+	Pos    Pos
+}

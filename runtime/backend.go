@@ -1,0 +1,90 @@
+package runtime
+
+import (
+	"context"
+	"time"
+
+	"github.com/mapflow/mapflow/lang"
+)
+
+// Status is a task's or a job's state as the catalog records it.
+type Status string
+
+// Task and job states.
+const (
+	Pending   Status = "Pending"
+	Running   Status = "Running"
+	Completed Status = "Completed"
+	Failed    Status = "Failed"
+	Canceled  Status = "Canceled"
+)
+
+// Task is one parameter set of a job, numbered in the order of the params list.
+type Task struct {
+	Index  int
+	Name   string         // "<func>-<index>", the key of the combiner's `tasks` map
+	Params map[string]any // JSON-like values
+	// ParamsJSON is Params encoded once by the planner; backends that stage tasks remotely
+	// send these bytes as they are.
+	ParamsJSON []byte
+	// Attempt is the number of attempts already made (0 for a fresh task; more when a task
+	// is re-run after a lost worker).
+	Attempt int
+}
+
+// Result is the outcome of one attempt of one task.
+type Result struct {
+	Index   int
+	Attempt int // 1 for the first attempt
+	Status  Status
+	Host    string
+	Start   time.Time
+	End     time.Time
+
+	Value any // the result when Completed: JSON-like
+
+	Exception string // when Failed: TypeError, KeyError, ExitError, TimeoutError, WorkerLost, ...
+	Message   string
+	Traceback string
+	ExitCode  *int // exec tasks only
+
+	Stdout []byte // exec tasks only, bounded (see BoundedBuffer)
+	Stderr []byte
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Event kinds.
+const (
+	// TaskStarted: an attempt began (Result has Index, Attempt, Host, Start). Backends may omit
+	// it for tasks that finish at once; TaskFinished carries Start anyway.
+	TaskStarted EventKind = iota
+	// TaskRetrying: an attempt failed and the task will be tried again.
+	TaskRetrying
+	// TaskFinished: the task's last attempt ended; Result is final.
+	TaskFinished
+)
+
+// Event is what a backend reports about a task.
+type Event struct {
+	Kind   EventKind
+	Result *Result
+}
+
+// Reporter receives a backend's events. It is safe for concurrent use; the driver records
+// every event in the catalog.
+type Reporter interface {
+	Report(Event)
+}
+
+// Backend runs the tasks of a job somewhere: goroutines and processes here, YARN containers,
+// EC2 hosts.
+type Backend interface {
+	// Run executes every task received on tasks until the channel is closed and drained,
+	// reporting exactly one TaskFinished event per task it received. It returns when every
+	// received task has finished, or when ctx is cancelled (then unfinished tasks need not be
+	// reported: the driver marks them Canceled). An error means the backend itself failed
+	// (not a task); tasks finished before it stay recorded.
+	Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan Task, r Reporter) error
+}
