@@ -13,6 +13,9 @@ func posString(p Pos) string {
 	if p.Line == 0 {
 		return name
 	}
+	if p.Column == 0 {
+		return fmt.Sprintf("%s:%d", name, p.Line)
+	}
 	return fmt.Sprintf("%s:%d:%d", name, p.Line, p.Column)
 }
 
@@ -53,6 +56,7 @@ func (d Diagnostic) Error() string {
 // Diagnostics is a list of problems; as an error it prints one line each.
 type Diagnostics []Diagnostic
 
+// Error formats ds one diagnostic a line.
 func (ds Diagnostics) Error() string {
 	lines := make([]string, len(ds))
 	for i, d := range ds {

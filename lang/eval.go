@@ -1,0 +1,584 @@
+package lang
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	exprrt "github.com/expr-lang/expr/vm/runtime"
+)
+
+// exprKind is what an expression is for; it decides the names it may use.
+type exprKind int
+
+const (
+	kindFunc exprKind = iota
+	kindParams
+	kindCombine
+)
+
+// Memory budgets for expr-lang's VM (its unit is roughly one allocated element). The function
+// runs once per task and keeps expr-lang's default; params and the combiner run once per job
+// over every task, so they get room for millions.
+const (
+	funcBudget  = 1e7
+	largeBudget = 1 << 34
+)
+
+// compiled is an expression compiled by Check.
+type compiled struct {
+	program *vm.Program
+	uses    map[string]bool // the variables the expression refers to
+	exec    bool            // the body is an exec(...) call
+	src     []byte          // the whole job file, for tracebacks
+	where   string          // "func add(x, y)", "params", "combine"
+	budget  uint
+}
+
+// evalFail is an error raised by the functions mapflow adds to expr-lang, already classified.
+type evalFail struct {
+	exception string
+	message   string
+}
+
+func (e *evalFail) Error() string { return e.message }
+
+// nameVisitor walks an expression's tree once, before expr-lang type-checks it: it patches
+// `null` to nil and `/` to __div, and records what the name check needs. ast.Walk visits
+// children before their parent, so the last node visited is the root.
+type nameVisitor struct {
+	idents   []*ast.IdentifierNode
+	callees  map[*ast.IdentifierNode]bool
+	declared map[string]bool
+	execs    []*ast.CallNode
+	root     ast.Node
+}
+
+func (v *nameVisitor) Visit(node *ast.Node) {
+	v.root = *node
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if n.Value == "null" {
+			ast.Patch(node, &ast.NilNode{})
+			v.root = *node
+			return
+		}
+		v.idents = append(v.idents, n)
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok {
+			v.callees[id] = true
+			if id.Value == "exec" {
+				v.execs = append(v.execs, n)
+			}
+		}
+	case *ast.VariableDeclaratorNode:
+		v.declared[n.Name] = true
+	case *ast.BinaryNode:
+		if n.Operator == "/" {
+			callee := &ast.IdentifierNode{Value: "__div"}
+			callee.SetLocation(n.Location())
+			ast.Patch(node, &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Left, n.Right}})
+			v.root = *node
+		}
+	}
+}
+
+func exprOptions(v *nameVisitor, kind exprKind) []expr.Option {
+	opts := []expr.Option{
+		expr.AllowUndefinedVariables(),
+		expr.Patch(v),
+		expr.Function("__div", divide),
+		expr.Function("exec", execCommand),
+	}
+	if kind == kindParams {
+		// A literal list of parameter sets may be long; the file's size bounds it, and the
+		// lexer bounds its nesting.
+		opts = append(opts, expr.MaxNodes(0))
+	}
+	return opts
+}
+
+// compile compiles an expression of the given kind; fn is the function for kindFunc.
+// Problems are reported to c; the returned Expr is not compiled when there were any.
+func (c *checker) compile(n *exprNode, kind exprKind, fn *Func) *Expr {
+	if n == nil {
+		return nil
+	}
+	e := &Expr{Text: n.text, Pos: n.Pos}
+	var vars []string
+	var where, varsDetail string
+	switch kind {
+	case kindFunc:
+		vars = fn.Params
+		where = fmt.Sprintf("func %s(%s)", fn.Name, strings.Join(fn.Params, ", "))
+		varsDetail = "the function takes " + strings.Join(fn.Params, ", ")
+		if len(fn.Params) == 0 {
+			varsDetail = "the function takes no parameters"
+		}
+	case kindCombine:
+		vars = []string{"results", "tasks"}
+		where = "combine"
+		varsDetail = "the combiner sees only results (the successful map results, in order) and tasks (task name -> result or null)"
+	case kindParams:
+		where = "params"
+		varsDetail = "params expressions have no variables; write the values"
+	}
+	v := &nameVisitor{callees: map[*ast.IdentifierNode]bool{}, declared: map[string]bool{}}
+	program, err := expr.Compile(e.Text, exprOptions(v, kind)...)
+
+	bad := false
+	report := func(loc file.Location, detail, format string, args ...any) {
+		bad = true
+		c.errorf(e.posAt(loc.From), detail, format, args...)
+	}
+	uses := map[string]bool{}
+	for _, id := range v.idents {
+		switch {
+		case v.callees[id]:
+			if id.Value != "exec" {
+				report(id.Location(), didYouMean(id.Value, append([]string{"exec"}, builtin.Names...), "expr-lang's functions are"), "unknown function %s", id.Value)
+			}
+		case slices.Contains(vars, id.Value):
+			uses[id.Value] = true
+		case v.declared[id.Value]:
+		default:
+			detail := varsDetail
+			if s := suggest(id.Value, vars); s != "" {
+				detail = fmt.Sprintf("did you mean %q? %s", s, varsDetail)
+			}
+			report(id.Location(), detail, "unknown name %s", id.Value)
+		}
+	}
+	isExec := false
+	for _, call := range v.execs {
+		switch {
+		case kind != kindFunc:
+			report(call.Location(), "only a func body runs a program", "exec(...) is not allowed in %s", where)
+		case call != v.root:
+			report(call.Location(), `a func either computes an expression or runs a program: func f(x) = exec("prog", x)`, "exec(...) must be the whole function body")
+		case len(call.Arguments) == 0:
+			report(call.Location(), `name the program and its arguments: exec("python3", "train.py", x)`, "exec needs a program to run")
+		default:
+			isExec = true
+		}
+	}
+	if bad {
+		return e
+	}
+	if err != nil {
+		c.diags = append(c.diags, e.compileDiagnostic(err, where))
+		return e
+	}
+	budget := uint(largeBudget)
+	if kind == kindFunc {
+		budget = funcBudget
+	}
+	e.compiled = &compiled{program: program, uses: uses, exec: isExec, src: c.f.Source, where: where, budget: budget}
+	return e
+}
+
+func (e *Expr) compileDiagnostic(err error, where string) Diagnostic {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return Diagnostic{Pos: e.Pos, Summary: fmt.Sprintf("in %s: %v", where, err)}
+	}
+	pos := e.posAt(fe.From)
+	detail := "the " + where + " expression is written in expr-lang (https://expr-lang.org/docs/language-definition)"
+	if where != "params" && where != "combine" {
+		detail = "the func body is written in expr-lang (https://expr-lang.org/docs/language-definition)"
+	}
+	if e.pointerBefore(pos) {
+		detail = "inside brackets # is expr-lang's element pointer, not a comment; write comments there as // or /* */"
+	}
+	msg := fe.Message
+	if msg == "" {
+		msg = "syntax error"
+	}
+	return Diagnostic{Pos: pos, Summary: lowerFirst(msg), Detail: detail}
+}
+
+// pointerBefore tells whether a `#` starts a word on pos's line at or before pos: the likely
+// cause of an error is a `#` meant as a comment inside brackets.
+func (e *Expr) pointerBefore(pos Pos) bool {
+	off := pos.Offset - e.Pos.Offset
+	if off < 0 || off > len(e.Text) {
+		return false
+	}
+	start := strings.LastIndexByte(e.Text[:off], '\n') + 1
+	end := off + 1
+	if nl := strings.IndexByte(e.Text[min(off, len(e.Text)):], '\n'); nl >= 0 {
+		end = off + nl
+	} else {
+		end = len(e.Text)
+	}
+	line := e.Text[start:end]
+	for i := 0; i+1 < len(line); i++ {
+		if line[i] == '#' && (line[i+1] == ' ' || line[i+1] == '\t') && !inString(line, i) {
+			return true
+		}
+	}
+	return false
+}
+
+// inString roughly tells whether byte i of line is inside a quoted string.
+func inString(line string, i int) bool {
+	var q byte
+	for j := 0; j < i; j++ {
+		switch {
+		case q == 0 && (line[j] == '"' || line[j] == '\'' || line[j] == '`'):
+			q = line[j]
+		case q != 0 && line[j] == '\\':
+			j++
+		case q != 0 && line[j] == q:
+			q = 0
+		}
+	}
+	return q != 0
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	if r >= 'A' && r <= 'Z' && !(len(s) > n && s[n] >= 'A' && s[n] <= 'Z') {
+		return string(r+'a'-'A') + s[n:]
+	}
+	return s
+}
+
+// posAt maps a rune offset in e.Text (expr-lang's unit) to a position in the job file.
+func (e *Expr) posAt(runeOff int) Pos {
+	p := e.Pos
+	for i, b := 0, 0; b < len(e.Text) && i < runeOff; i++ {
+		r, n := utf8.DecodeRuneInString(e.Text[b:])
+		if r == '\n' {
+			p.Line++
+			p.Column = 1
+		} else {
+			p.Column += n
+		}
+		p.Offset += n
+		b += n
+	}
+	return p
+}
+
+// Uses tells whether the combiner refers to the variable name ("results" or "tasks"), so
+// the runtime builds only what the combiner reads.
+func (e *Expr) Uses(name string) bool {
+	return e != nil && e.compiled != nil && e.compiled.uses[name]
+}
+
+var errNotCompiled = errors.New("expression was not compiled: check the file with lang.Check first")
+
+// Eval evaluates e with the given variables. Its result is JSON-like: nil, bool, int, float64,
+// string, []any or map[string]any. A failure is an *EvalError.
+func (e *Expr) Eval(vars map[string]any) (any, error) {
+	if e == nil || e.compiled == nil {
+		return nil, errNotCompiled
+	}
+	m := vm.VM{MemoryBudget: e.compiled.budget}
+	var env any
+	if vars != nil {
+		env = vars
+	}
+	out, err := m.Run(e.compiled.program, env)
+	if err != nil {
+		return nil, e.evalError(err)
+	}
+	return normalize(out), nil
+}
+
+// evalError classifies a failure of expr-lang's VM and points it at the job file.
+func (e *Expr) evalError(err error) *EvalError {
+	pos := e.Pos
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		pos = e.posAt(fe.From)
+		msg = fe.Message
+	}
+	var exc string
+	var ef *evalFail
+	if errors.As(err, &ef) {
+		exc, msg = ef.exception, ef.message
+	} else {
+		exc, msg = classify(msg)
+	}
+	return e.newEvalError(exc, msg, pos)
+}
+
+func (e *Expr) newEvalError(exc, msg string, pos Pos) *EvalError {
+	where := "expression"
+	var src []byte
+	if e.compiled != nil {
+		where, src = e.compiled.where, e.compiled.src
+	}
+	return &EvalError{Exception: exc, Message: msg, Pos: pos, Traceback: traceback(src, pos, where)}
+}
+
+// traceback shows where an evaluation failed: the position, the source line, a caret.
+func traceback(src []byte, pos Pos, where string) string {
+	head := fmt.Sprintf("%s: in %s", pos, where)
+	if pos.Offset < 0 || pos.Offset > len(src) {
+		return head
+	}
+	start := bytes.LastIndexByte(src[:pos.Offset], '\n') + 1
+	end := bytes.IndexByte(src[start:], '\n')
+	if end < 0 {
+		end = len(src)
+	} else {
+		end += start
+	}
+	line := strings.TrimRight(string(src[start:end]), "\r")
+	var caret strings.Builder
+	for _, r := range string(src[start:pos.Offset]) {
+		if r == '\t' {
+			caret.WriteByte('\t')
+		} else {
+			caret.WriteByte(' ')
+		}
+	}
+	return head + "\n    " + line + "\n    " + caret.String() + "^"
+}
+
+var goTypeNames = map[string]string{
+	"<nil>":                   "null",
+	"int":                     "int",
+	"float64":                 "float",
+	"string":                  "string",
+	"bool":                    "bool",
+	"[]interface {}":          "list",
+	"map[string]interface {}": "object",
+}
+
+func typeName(goName string) string {
+	if n, ok := goTypeNames[goName]; ok {
+		return n
+	}
+	return goName
+}
+
+// classify turns an expr-lang runtime message into an exception class and a message worded
+// like the language's.
+func classify(msg string) (string, string) {
+	switch {
+	case strings.HasPrefix(msg, "invalid operation: "):
+		rest := strings.TrimPrefix(msg, "invalid operation: ")
+		if l, op, r, ok := splitBinary(rest); ok {
+			return "TypeError", fmt.Sprintf("unsupported operand types for %s: %s and %s", op, typeName(l), typeName(r))
+		}
+		if op, t, ok := strings.Cut(rest, " "); ok && t != "" {
+			return "TypeError", fmt.Sprintf("bad operand type for unary %s: %s", op, typeName(t))
+		}
+		return "TypeError", msg
+	case strings.Contains(msg, "integer divide by zero"):
+		return "ZeroDivisionError", "integer modulo by zero"
+	case strings.HasPrefix(msg, "cannot fetch "), strings.HasPrefix(msg, "interface conversion"),
+		strings.HasPrefix(msg, "invalid argument"), strings.Contains(msg, "mismatched types"):
+		return "TypeError", msg
+	case strings.HasPrefix(msg, "index out of range"), strings.Contains(msg, "out of range"):
+		return "IndexError", msg
+	case strings.Contains(msg, "memory budget exceeded"):
+		return "MemoryError", msg
+	case msg == "":
+		return "Error", "evaluation failed"
+	}
+	return "Error", msg
+}
+
+// splitBinary splits `LEFT OP RIGHT` where the types may contain spaces ("[]interface {}").
+func splitBinary(s string) (l, op, r string, ok bool) {
+	left := ""
+	for name := range goTypeNames {
+		if strings.HasPrefix(s, name+" ") && len(name) > len(left) {
+			left = name
+		}
+	}
+	if left == "" {
+		var found bool
+		left, _, found = strings.Cut(s, " ")
+		if !found {
+			return "", "", "", false
+		}
+	}
+	rest := s[len(left)+1:]
+	op, r, found := strings.Cut(rest, " ")
+	if !found || r == "" || op == "" {
+		return "", "", "", false
+	}
+	return left, op, r, true
+}
+
+// divide is expr-lang's `/` with division by zero an error rather than Inf.
+func divide(args ...any) (any, error) {
+	if len(args) != 2 {
+		return nil, &evalFail{"TypeError", "division needs two operands"}
+	}
+	if isZero(args[1]) && isNumber(args[0]) {
+		return nil, &evalFail{"ZeroDivisionError", "division by zero"}
+	}
+	if !isNumber(args[0]) || !isNumber(args[1]) {
+		return nil, &evalFail{"TypeError", fmt.Sprintf("unsupported operand types for /: %s and %s", valueType(args[0]), valueType(args[1]))}
+	}
+	return exprrt.Divide(args[0], args[1]), nil
+}
+
+func isNumber(v any) bool {
+	switch v.(type) {
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return true
+	}
+	return false
+}
+
+func isZero(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rv.Int() == 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return rv.Uint() == 0
+	case reflect.Float32, reflect.Float64:
+		return rv.Float() == 0
+	}
+	return false
+}
+
+// valueType names a value's type in the language's words.
+func valueType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return "int"
+	case float32, float64:
+		return "float"
+	case string:
+		return "string"
+	case bool:
+		return "bool"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// execCommand is exec(program, args...): it builds the Command, turning each argument into
+// one string (never split, never given to a shell).
+func execCommand(args ...any) (any, error) {
+	if len(args) == 0 {
+		return nil, &evalFail{"TypeError", "exec needs a program to run"}
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		s, err := execArg(i+1, a)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	if out[0] == "" {
+		return nil, &evalFail{"ValueError", "exec program is an empty string"}
+	}
+	return Command{Args: out}, nil
+}
+
+func execArg(n int, a any) (string, error) {
+	switch v := normalize(a).(type) {
+	case nil:
+		return "", &evalFail{"TypeError", fmt.Sprintf("exec argument %d is null", n)}
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case float64:
+		return formatFloat(v), nil
+	case float32:
+		return formatFloat(float64(v)), nil
+	case []any, map[string]any:
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return "", &evalFail{"TypeError", fmt.Sprintf("exec argument %d cannot be written as JSON: %v", n, err)}
+		}
+		return strings.TrimSuffix(b.String(), "\n"), nil
+	}
+	rv := reflect.ValueOf(a)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(rv.Int(), 10), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(rv.Uint(), 10), nil
+	}
+	return "", &evalFail{"TypeError", fmt.Sprintf("exec argument %d is a %s, want a string, number, bool, list or object", n, valueType(a))}
+}
+
+// formatFloat writes the shortest decimal that reads back as f, without an exponent:
+// 0.1 -> "0.1", 3.0 -> "3".
+func formatFloat(f float64) string {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// Caller calls a Func many times; one Caller per goroutine (it reuses a VM).
+type Caller struct {
+	f  *Func
+	vm vm.VM
+}
+
+// NewCaller returns a Caller for f.
+func (f *Func) NewCaller() *Caller {
+	c := &Caller{f: f}
+	if f != nil && f.Body != nil && f.Body.compiled != nil {
+		c.vm.MemoryBudget = f.Body.compiled.budget
+	}
+	return c
+}
+
+// IsExec tells whether the function's body is an exec(...) call, so that Call returns a
+// Command for the runtime to run.
+func (f *Func) IsExec() bool {
+	return f != nil && f.Body != nil && f.Body.compiled != nil && f.Body.compiled.exec
+}
+
+// Call evaluates the function for one parameter set. A parameter missing from params fails
+// with a KeyError; keys the function does not take are ignored. The result is a JSON-like
+// value, or a Command for an exec(...) body. A failure is an *EvalError.
+func (c *Caller) Call(params map[string]any) (any, error) {
+	if c.f == nil || c.f.Body == nil || c.f.Body.compiled == nil {
+		return nil, errNotCompiled
+	}
+	for _, p := range c.f.Params {
+		if _, ok := params[p]; !ok {
+			return nil, c.f.Body.newEvalError("KeyError", fmt.Sprintf("parameter %q is missing from this parameter set", p), c.f.Pos)
+		}
+	}
+	out, err := c.vm.Run(c.f.Body.compiled.program, params)
+	if err != nil {
+		return nil, c.f.Body.evalError(err)
+	}
+	return normalize(out), nil
+}

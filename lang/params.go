@@ -1,0 +1,376 @@
+package lang
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// maxLine is the longest line a params file may have.
+const maxLine = 64 << 20
+
+// Each calls fn for every parameter set in order, streaming file sources. An error in the
+// source (a bad line, an element that is not an object) names its file and line or the
+// params statement's position. An error from fn stops the iteration and is returned as is.
+func (p *Params) Each(fn func(index int, set map[string]any) error) error {
+	return p.each(func(index int, set map[string]any, _ Pos) error { return fn(index, set) })
+}
+
+// each is Each that also gives each set's position: the params statement, or the file line.
+func (p *Params) each(fn func(index int, set map[string]any, pos Pos) error) error {
+	if p == nil {
+		return errors.New("no params")
+	}
+	switch p.Kind {
+	case "list":
+		return p.eachList(fn)
+	case "grid":
+		return p.eachGrid(fn)
+	case "file":
+		if strings.HasSuffix(strings.ToLower(p.File), ".csv") {
+			return p.eachCSV(fn)
+		}
+		return p.eachJSONL(fn)
+	}
+	return fmt.Errorf("unknown params kind %q", p.Kind)
+}
+
+func (p *Params) eachList(fn func(int, map[string]any, Pos) error) error {
+	v, err := p.Expr.Eval(nil)
+	if err != nil {
+		return err
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return Diagnostic{Pos: p.Pos, Summary: fmt.Sprintf("params must be a list of objects, got %s", valueType(v)), Detail: "write a list like [{x: 1}, {x: 2}]"}
+	}
+	for i, el := range list {
+		set, ok := el.(map[string]any)
+		if !ok {
+			return Diagnostic{Pos: p.Pos, Summary: fmt.Sprintf("params element %d is %s, want an object like {x: 1}", i+1, article(valueType(el)))}
+		}
+		if err := fn(i, set, p.Pos); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func article(t string) string {
+	if t == "null" {
+		return t
+	}
+	if strings.ContainsRune("aeiou", rune(t[0])) {
+		return "an " + t
+	}
+	return "a " + t
+}
+
+func (p *Params) eachGrid(fn func(int, map[string]any, Pos) error) error {
+	axes := make([][]any, len(p.Grid))
+	for i, a := range p.Grid {
+		v, err := a.Values.Eval(nil)
+		if err != nil {
+			return err
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return Diagnostic{Pos: a.Pos, Summary: fmt.Sprintf("grid axis %q must be a list, got %s", a.Key, valueType(v)), Detail: "write the values as a list, like " + a.Key + ": [1, 2, 3]"}
+		}
+		if len(list) == 0 {
+			return nil
+		}
+		axes[i] = list
+	}
+	if len(axes) == 0 {
+		return nil
+	}
+	// An odometer: the last axis turns fastest, like nested loops.
+	idx := make([]int, len(axes))
+	for n := 0; ; n++ {
+		set := make(map[string]any, len(axes))
+		for i, a := range p.Grid {
+			set[a.Key] = axes[i][idx[i]]
+		}
+		if err := fn(n, set, p.Pos); err != nil {
+			return err
+		}
+		i := len(idx) - 1
+		for ; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < len(axes[i]) {
+				break
+			}
+			idx[i] = 0
+		}
+		if i < 0 {
+			return nil
+		}
+	}
+}
+
+func (p *Params) open() (*os.File, error) {
+	f, err := os.Open(p.File)
+	if err != nil {
+		return nil, fmt.Errorf("params file: %w", err)
+	}
+	return f, nil
+}
+
+func (p *Params) lineError(line int, format string, args ...any) error {
+	return Diagnostic{Pos: Pos{Filename: p.File, Line: line}, Summary: fmt.Sprintf(format, args...)}
+}
+
+func (p *Params) eachJSONL(fn func(int, map[string]any, Pos) error) error {
+	f, err := p.open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	n := 0
+	for line := 1; ; line++ {
+		text, err := readLine(r)
+		if err != nil && !errors.Is(err, io.EOF) {
+			if errors.Is(err, errLineTooLong) {
+				return p.lineError(line, "line is longer than %d MiB", maxLine>>20)
+			}
+			return fmt.Errorf("%s:%d: %w", p.File, line, err)
+		}
+		if len(bytes.TrimSpace(text)) > 0 {
+			set, perr := decodeObject(text)
+			if perr != "" {
+				return p.lineError(line, "%s", perr)
+			}
+			if ferr := fn(n, set, Pos{Filename: p.File, Line: line}); ferr != nil {
+				return ferr
+			}
+			n++
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+	}
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line without its newline, up to maxLine bytes; io.EOF comes with the
+// last line.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(buf)+len(chunk) > maxLine+1 {
+			return nil, errLineTooLong
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return bytes.TrimRight(buf, "\r\n"), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return bytes.TrimRight(buf, "\r\n"), err
+		}
+	}
+}
+
+// decodeObject decodes one JSON object; integral numbers become int, others float64.
+func decodeObject(text []byte) (map[string]any, string) {
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, "bad JSON: " + err.Error()
+	}
+	if dec.More() {
+		return nil, "more than one JSON value on the line; write one object per line"
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, "more than one JSON value on the line; write one object per line"
+	}
+	set, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Sprintf("line is %s, want a JSON object like {\"x\": 1}", article(valueType(normalizeJSON(v))))
+	}
+	return normalizeJSON(set).(map[string]any), ""
+}
+
+// normalizeJSON turns json.Numbers into int or float64, in place.
+func normalizeJSON(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, strconv.IntSize); err == nil {
+			return int(i)
+		}
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil && !math.IsInf(f, 0) {
+			return string(x)
+		}
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeJSON(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeJSON(e)
+		}
+	}
+	return v
+}
+
+func (p *Params) eachCSV(fn func(int, map[string]any, Pos) error) error {
+	f, err := p.open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReaderSize(f, 64<<10))
+	r.FieldsPerRecord = -1
+	r.ReuseRecord = true
+	header, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return p.csvError(err)
+	}
+	keys := make([]string, len(header))
+	for i, h := range header {
+		keys[i] = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		if keys[i] == "" {
+			return p.lineError(1, "header column %d has no name", i+1)
+		}
+		for _, prev := range keys[:i] {
+			if prev == keys[i] {
+				return p.lineError(1, "header names column %q twice", keys[i])
+			}
+		}
+	}
+	for n := 0; ; n++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return p.csvError(err)
+		}
+		line, _ := r.FieldPos(0)
+		if len(rec) != len(keys) {
+			return p.lineError(line, "row has %d fields, the header has %d", len(rec), len(keys))
+		}
+		set := make(map[string]any, len(keys))
+		for i, field := range rec {
+			set[keys[i]] = csvValue(field)
+		}
+		if err := fn(n, set, Pos{Filename: p.File, Line: line}); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *Params) csvError(err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return p.lineError(pe.Line, "%v", pe.Err)
+	}
+	return fmt.Errorf("%s: %w", p.File, err)
+}
+
+// csvValue reads a CSV field: int, float, true/false, empty as null, else the string.
+func csvValue(s string) any {
+	switch s {
+	case "":
+		return nil
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	if i, err := strconv.ParseInt(s, 10, strconv.IntSize); err == nil {
+		return int(i)
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "xXnN_") {
+		return f
+	}
+	return s
+}
+
+// Lint iterates the params (all of them) and warns once per key the function does not take
+// and once per parameter some set lacks. An error in the params source is an error
+// diagnostic.
+func (j *Job) Lint() Diagnostics {
+	var ds Diagnostics
+	if j == nil || j.Func == nil || j.Params == nil {
+		return ds
+	}
+	takes := make(map[string]bool, len(j.Func.Params))
+	for _, p := range j.Func.Params {
+		takes[p] = true
+	}
+	extra := map[string]bool{}
+	missing := map[string]bool{}
+	err := j.Params.each(func(_ int, set map[string]any, pos Pos) error {
+		for k := range set {
+			if !takes[k] && !extra[k] {
+				extra[k] = true
+				ds = append(ds, Diagnostic{Severity: Warning, Pos: pos,
+					Summary: fmt.Sprintf("parameter sets have key %q, which func %s does not take", k, j.Func.Name),
+					Detail:  "it is ignored; the function takes " + strings.Join(j.Func.Params, ", ")})
+			}
+		}
+		for _, p := range j.Func.Params {
+			if _, ok := set[p]; !ok && !missing[p] {
+				missing[p] = true
+				ds = append(ds, Diagnostic{Severity: Warning, Pos: pos,
+					Summary: fmt.Sprintf("a parameter set lacks %q", p),
+					Detail:  "this set will fail with KeyError"})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		var d Diagnostic
+		var ee *EvalError
+		switch {
+		case errors.As(err, &d):
+			ds = append(ds, d)
+		case errors.As(err, &ee):
+			ds = append(ds, Diagnostic{Pos: ee.Pos, Summary: fmt.Sprintf("params: %s: %s", ee.Exception, ee.Message)})
+		default:
+			ds = append(ds, Diagnostic{Pos: j.Params.Pos, Summary: err.Error()})
+		}
+	}
+	return ds
+}
+
+// DefaultEnv returns the env named name, or the default (first) env when name is "".
+func (j *Job) DefaultEnv(name string) (*Env, error) {
+	if len(j.Envs) == 0 {
+		return nil, fmt.Errorf("%w: the job has none", ErrUnknownEnv)
+	}
+	if name == "" {
+		return j.Envs[0], nil
+	}
+	names := make([]string, len(j.Envs))
+	for i, e := range j.Envs {
+		if e.Name == name {
+			return e, nil
+		}
+		names[i] = e.Name
+	}
+	return nil, fmt.Errorf("%w %q (%s declares %s)", ErrUnknownEnv, name, j.Filename, strings.Join(names, ", "))
+}
+
+// ErrUnknownEnv is returned by DefaultEnv for a name the job file does not declare.
+var ErrUnknownEnv = errors.New("unknown env")

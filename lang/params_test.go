@@ -1,0 +1,173 @@
+package lang
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParamsErrors(t *testing.T) {
+	files := map[string]string{
+		"bad.jsonl":  "{\"x\": 1}\n\n{\"x\": 2,\n",
+		"list.jsonl": "{\"x\": 1}\n[1, 2]\n",
+		"two.jsonl":  "{\"x\": 1} {\"x\": 2}\n",
+		"fields.csv": "x,y\n1,2\n1,2,3\n",
+		"quote.csv":  "x,y\n1,\"2\n",
+		"empty.csv":  "",
+		"header.csv": "x,x\n1,2\n",
+	}
+	tests := []struct {
+		name, params string
+		want         string // substring of the error, after the job's directory
+		n            int    // sets before the error
+	}{
+		{"not a list", "params 3", "job.mf:2:1: params must be a list of objects, got int", 0},
+		{"element not object", "params [{x: 1}, {x: 2}, 5]", "job.mf:2:1: params element 3 is an int, want an object like {x: 1}", 2},
+		{"element null", "params [null]", "params element 1 is null", 0},
+		{"runtime error", "params [{x: 1 / 0}]", "job.mf:2:15: ZeroDivisionError: division by zero", 0},
+		{"grid axis not list", "params grid { x: 3 }", `job.mf:2:15: grid axis "x" must be a list, got int`, 0},
+		{"jsonl bad line", `params file "bad.jsonl"`, "bad.jsonl:3: bad JSON", 1},
+		{"jsonl not object", `params file "list.jsonl"`, "list.jsonl:2: line is a list, want a JSON object", 1},
+		{"jsonl two values", `params file "two.jsonl"`, "two.jsonl:1: more than one JSON value", 0},
+		{"csv fields", `params file "fields.csv"`, "fields.csv:3: row has 3 fields, the header has 2", 1},
+		{"csv quote", `params file "quote.csv"`, "quote.csv:2: extraneous or missing \" in quoted-field", 0},
+		{"csv header", `params file "header.csv"`, `header.csv:1: header names column "x" twice`, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := mustLoad(t, "func f(x) = x\n"+tt.params+"\n", files)
+			n := 0
+			err := j.Params.Each(func(int, map[string]any) error { n++; return nil })
+			if err == nil || !strings.Contains(err.Error(), tt.want) || n != tt.n {
+				t.Errorf("after %d sets: %v\nwant %d sets and %q", n, err, tt.n, tt.want)
+			}
+		})
+	}
+	j := mustLoad(t, "func f(x) = x\nparams file \"empty.csv\"\n", files)
+	if got := sets(t, j); len(got) != 0 {
+		t.Errorf("empty csv gave %v", got)
+	}
+}
+
+func TestParamsStopAndOrder(t *testing.T) {
+	stop := errors.New("stop")
+	j := mustLoad(t, "func f(a, b, c) = a\nparams grid { a: [1, 2], b: ['x', 'y', 'z'], c: [true] }\n", nil)
+	var got []string
+	err := j.Params.Each(func(i int, set map[string]any) error {
+		got = append(got, fmt.Sprint(set["a"], set["b"], set["c"]))
+		if i == 4 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Errorf("err %v, want the callback's", err)
+	}
+	want := []string{"1xtrue", "1ytrue", "1ztrue", "2xtrue", "2ytrue"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+	j = mustLoad(t, "func f(a, b) = a\nparams grid { a: [1, 2], b: [] }\n", nil)
+	if got := sets(t, j); len(got) != 0 {
+		t.Errorf("grid with an empty axis gave %v", got)
+	}
+}
+
+func TestParamsLongLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 5 MiB file")
+	}
+	long := strings.Repeat("a", 5<<20)
+	j := mustLoad(t, "func f(x) = len(x)\nparams file \"long.jsonl\"\n", map[string]string{
+		"long.jsonl": `{"x": "` + long + "\"}\n{\"x\": \"b\"}",
+	})
+	got := sets(t, j)
+	if len(got) != 2 || got[0]["x"] != long || got[1]["x"] != "b" {
+		t.Errorf("got %d sets", len(got))
+	}
+}
+
+func TestBigListParams(t *testing.T) {
+	j := mustLoad(t, "func f(x, y) = x + y\nparams map(1..100000, ({x: #, y: # * 2}))\n", nil)
+	n := 0
+	c := j.Func.NewCaller()
+	err := j.Params.Each(func(i int, set map[string]any) error {
+		v, err := c.Call(set)
+		if err != nil {
+			return err
+		}
+		if v != (i+1)*3 {
+			return fmt.Errorf("set %d: got %v", i, v)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != 100000 {
+		t.Errorf("%d sets, %v", n, err)
+	}
+}
+
+func TestLint(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "s.jsonl"), []byte("{\"x\": 1, \"y\": 2}\n{\"x\": 1, \"z\": 3}\n{\"x\": 1, \"z\": 3}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, src string
+		want      []string
+	}{
+		{"list", "func f(x, y) = x + y\nparams [{x: 1, y: 2, w: 1}, {x: 1}, {x: 2, w: 2}]\n", []string{
+			`job.mf:2:1: warning: parameter sets have key "w", which func f does not take`,
+			`job.mf:2:1: warning: a parameter set lacks "y" (this set will fail with KeyError)`,
+		}},
+		{"file", "func f(x, y) = x + y\nparams file \"s.jsonl\"\n", []string{
+			`s.jsonl:2: warning: parameter sets have key "z", which func f does not take`,
+			`s.jsonl:2: warning: a parameter set lacks "y" (this set will fail with KeyError)`,
+		}},
+		{"clean", "func f(x, y) = x + y\nparams [{x: 1, y: 2}]\n", nil},
+		{"broken source", "func f(x, y) = x + y\nparams [1]\n", []string{"job.mf:2:1: params element 1 is an int"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "job.mf")
+			if err := os.WriteFile(p, []byte(tt.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			j, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds := j.Lint()
+			if len(ds) != len(tt.want) {
+				t.Fatalf("got %d diagnostics, want %d:\n%v", len(ds), len(tt.want), ds)
+			}
+			for i, d := range ds {
+				if !strings.Contains(d.Error(), tt.want[i]) {
+					t.Errorf("diagnostic %d:\n  %s\nwant\n  %s", i, d.Error(), tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestLongLiteralList(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("func f(x, y) = x + y\nparams [\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "  {x: %d, y: %d},\n", i, i)
+	}
+	b.WriteString("]\n")
+	j := mustLoad(t, b.String(), nil)
+	if n := len(sets(t, j)); n != 5000 {
+		t.Errorf("got %d sets", n)
+	}
+	_, err := load(t, "func f(x) = x\nparams "+strings.Repeat("[", 300)+strings.Repeat("]", 300)+"\n", nil)
+	if err == nil || !strings.Contains(err.Error(), "brackets nested too deeply") {
+		t.Errorf("deep nesting: %v", err)
+	}
+}

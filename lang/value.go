@@ -1,0 +1,72 @@
+package lang
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// normalize makes v JSON-like: nil, bool, int, float64, string, []any, map[string]any (and a
+// Command, for exec bodies). expr-lang can produce other types, like []int from 1..3 or
+// time.Time from now(). Lists and objects are fixed in place: the conversions keep their JSON
+// unchanged, so sharing them is harmless.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case nil, bool, int, float64, string, Command:
+		return v
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+		return x
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+		return x
+	case float32:
+		return float64(x)
+	case time.Time:
+		return x.Format(time.RFC3339Nano)
+	case time.Duration:
+		return x.String()
+	case fmt.Stringer:
+		return x.String()
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return int(rv.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		u := rv.Uint()
+		if u > uint64(^uint(0)>>1) {
+			return float64(u)
+		}
+		return int(u)
+	case reflect.Float32, reflect.Float64:
+		return rv.Float()
+	case reflect.String:
+		return rv.String()
+	case reflect.Bool:
+		return rv.Bool()
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = normalize(rv.Index(i).Interface())
+		}
+		return out
+	case reflect.Map:
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			out[fmt.Sprint(it.Key().Interface())] = normalize(it.Value().Interface())
+		}
+		return out
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return nil
+		}
+		return normalize(rv.Elem().Interface())
+	}
+	return fmt.Sprint(v)
+}
