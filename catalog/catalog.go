@@ -1,28 +1,291 @@
-// Package catalog keeps the record of every job and task in one SQLite file.
 package catalog
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrJobNotFound is returned when no job has the id or name asked for.
 var ErrJobNotFound = errors.New("job not found")
 
-var errNotImplemented = errors.New("catalog: not implemented yet")
+// Connection settings.
+const (
+	// busyTimeoutMS is how long SQLite itself waits for a lock before a statement fails busy.
+	busyTimeoutMS = 10000
+	// maxBusyWait bounds how long a write transaction is retried while the file stays busy.
+	maxBusyWait = 2 * time.Minute
+	// cacheKiB is each connection's page cache (PRAGMA cache_size takes -KiB).
+	cacheKiB = 16384
+	// readConns caps the read pool.
+	readConns = 4
+)
+
+// pageSize applies to new catalogs only.
+var pageSize = 4096
 
 // Catalog is an open catalog file, for the driver and the CLI. Safe for concurrent use.
-type Catalog struct{}
+type Catalog struct {
+	path string
+	w    *sql.DB // the writing connection; its transactions BEGIN IMMEDIATE
+	r    *sql.DB // query-only connections
 
-// DefaultPath is where the catalog lives unless --catalog or MAPFLOW_CATALOG says otherwise.
-func DefaultPath() (string, error) { return "", errNotImplemented }
+	// wmu serializes this process's writes, and guards what they share.
+	wmu   sync.Mutex
+	wconn *sql.Conn           // w's connection, held; nil after it broke
+	nv    []driver.NamedValue // argument buffer of the task upserts
+}
+
+// DefaultPath is where the catalog lives unless --catalog or MAPFLOW_CATALOG says otherwise:
+// $MAPFLOW_CATALOG if set, else $XDG_DATA_HOME/mapflow/catalog.db, else
+// ~/.local/share/mapflow/catalog.db.
+func DefaultPath() (string, error) {
+	if p := os.Getenv("MAPFLOW_CATALOG"); p != "" {
+		return p, nil
+	}
+	// The XDG spec says relative values are invalid and to be ignored.
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "mapflow", "catalog.db"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("locate the catalog: %w (set MAPFLOW_CATALOG or use --catalog)", err)
+	}
+	return filepath.Join(home, ".local", "share", "mapflow", "catalog.db"), nil
+}
+
+// dsn is the modernc.org/sqlite name of the database file at the absolute path abs: a file:
+// URI, so that SQLite's own parameters (mode=ro) apply and no character of the path is taken
+// for a parameter.
+func dsn(abs string, params url.Values) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params.Encode()}
+	return u.String()
+}
 
 // Open opens (creating and migrating as needed) the catalog at path for reading and writing.
-func Open(path string) (*Catalog, error) { return nil, errNotImplemented }
+// Missing parent directories are created (0700), and a new file is readable by its owner only.
+func Open(path string) (*Catalog, error) {
+	if path == "" {
+		return nil, errors.New("open catalog: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	// SQLite would create the file 0644; the catalog holds scripts and results.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	f.Close()
+
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	common.Add("_pragma", "synchronous(NORMAL)")
+	common.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
+	common.Add("_pragma", "temp_store(MEMORY)")
+
+	wp := cloneValues(common)
+	wp.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", dsn(abs, wp))
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+
+	rp := cloneValues(common)
+	rp.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", dsn(abs, rp))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
+	}
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns)
+
+	c := &Catalog{path: abs, w: w, r: r}
+	if err := c.init(context.Background()); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
+	}
+	return c, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// init puts the file in WAL mode and migrates its schema.
+func (c *Catalog) init(ctx context.Context) error {
+	err := retryBusy(ctx, func() error {
+		// page_size takes effect only while the file is empty, so before journal_mode.
+		if _, err := c.w.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", pageSize)); err != nil {
+			return err
+		}
+		var mode string
+		if err := c.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+			return err
+		}
+		if mode != "wal" {
+			return fmt.Errorf("journal mode is %q, not wal", mode)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	return c.write(ctx, func(tx *sql.Tx) error { return migrate(ctx, tx, c.path) })
+}
+
+// Path is the absolute path of the catalog file.
+func (c *Catalog) Path() string { return c.path }
 
 // Close closes the catalog.
-func (c *Catalog) Close() error { return nil }
+func (c *Catalog) Close() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var errs []error
+	if c.wconn != nil {
+		errs = append(errs, c.wconn.Close())
+		c.wconn = nil
+	}
+	errs = append(errs, c.r.Close(), c.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close catalog: %w", err)
+	}
+	return nil
+}
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE), retrying the whole transaction
+// while the database is busy. fn may run more than once.
+func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	return c.withConn(ctx, func(conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		if err := fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	})
+}
+
+// driverConn is what the writing connection offers below database/sql.
+type driverConn interface {
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+}
+
+// writeRaw is write for the hot path: fn gets the driver's own connection, in a transaction,
+// and so skips database/sql's per-argument conversions and allocations.
+func (c *Catalog) writeRaw(ctx context.Context, fn func(driverConn) error) error {
+	return c.withConn(ctx, func(conn *sql.Conn) error {
+		return conn.Raw(func(dc any) error {
+			d, ok := dc.(driverConn)
+			if !ok {
+				return fmt.Errorf("sqlite driver connection %T lacks BeginTx or PrepareContext", dc)
+			}
+			tx, err := d.BeginTx(ctx, driver.TxOptions{})
+			if err != nil {
+				return fmt.Errorf("begin: %w", err)
+			}
+			if err := fn(d); err != nil {
+				tx.Rollback()
+				return err
+			}
+			if err := tx.Commit(); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+			return nil
+		})
+	})
+}
+
+// withConn runs fn with the writing connection and c.wmu held, again while the database is
+// busy, and gets a new connection if the one held broke.
+func (c *Catalog) withConn(ctx context.Context, fn func(*sql.Conn) error) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return retryBusy(ctx, func() error {
+		if c.wconn == nil {
+			conn, err := c.w.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			c.wconn = conn
+		}
+		err := fn(c.wconn)
+		if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
+			c.wconn.Close()
+			c.wconn = nil
+		}
+		return err
+	})
+}
+
+// retryBusy calls fn until it returns something other than a busy error, waiting with jittered
+// exponential backoff in between, for at most maxBusyWait.
+func retryBusy(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(maxBusyWait)
+	backoff := 5 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("catalog stayed locked by another process for %v: %w", maxBusyWait, err)
+		}
+		d := backoff/2 + rand.N(backoff)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// isBusy tells whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED (any extended code).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return true
+	}
+	return false
+}
 
 // Job is one row of the jobs table. Zero times are NULL.
 type Job struct {
@@ -78,55 +341,209 @@ type Log struct {
 	Data    []byte
 }
 
-// CreateJob inserts a new job row.
-func (c *Catalog) CreateJob(ctx context.Context, j *Job) error { return errNotImplemented }
+// Task and job statuses.
+const (
+	StatusPending   = "Pending"
+	StatusRunning   = "Running"
+	StatusCompleted = "Completed"
+	StatusFailed    = "Failed"
+	StatusCanceled  = "Canceled"
+)
 
-// UpdateJob writes every mutable column of j's row.
-func (c *Catalog) UpdateJob(ctx context.Context, j *Job) error { return errNotImplemented }
+const jobColumns = `job_id, name, script_path, script_sha256, script_text, git_commit, env_name,
+	env_kind, status, num_tasks, submitted_at, started_at, finished_at, result, error,
+	driver_pid, driver_host, heartbeat, cancel_requested, backend_state`
+
+// jobArgs are j's values in jobColumns order.
+func jobArgs(j *Job) []any {
+	cancel := int64(0)
+	if j.CancelRequested {
+		cancel = 1
+	}
+	var pid any
+	if j.DriverPID != 0 {
+		pid = int64(j.DriverPID)
+	}
+	return []any{
+		j.ID, j.Name, nullString(j.ScriptPath), nullString(j.ScriptSHA256),
+		nullString(j.ScriptText), nullString(j.GitCommit), nullString(j.EnvName),
+		nullString(j.EnvKind), j.Status, int64(j.NumTasks), nullTime(j.SubmittedAt),
+		nullTime(j.StartedAt), nullTime(j.FinishedAt), nullJSON(j.Result), nullString(j.Error),
+		pid, nullString(j.DriverHost), nullTime(j.Heartbeat), cancel, nullJSON(j.BackendState),
+	}
+}
+
+func checkJob(j *Job) error {
+	switch {
+	case j.ID == "":
+		return errors.New("job has no id")
+	case j.Name == "":
+		return errors.New("job has no name")
+	case j.Status == "":
+		return errors.New("job has no status")
+	}
+	return nil
+}
+
+// CreateJob inserts a new job row.
+func (c *Catalog) CreateJob(ctx context.Context, j *Job) error {
+	if err := checkJob(j); err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	args := jobArgs(j)
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// UpdateJob writes every mutable column of j's row (all but job_id); ErrJobNotFound if there is
+// no such row.
+func (c *Catalog) UpdateJob(ctx context.Context, j *Job) error {
+	if err := checkJob(j); err != nil {
+		return fmt.Errorf("update job: %w", err)
+	}
+	args := jobArgs(j)
+	args = append(args[1:], j.ID)
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET name = ?, script_path = ?,
+			script_sha256 = ?, script_text = ?, git_commit = ?, env_name = ?, env_kind = ?,
+			status = ?, num_tasks = ?, submitted_at = ?, started_at = ?, finished_at = ?,
+			result = ?, error = ?, driver_pid = ?, driver_host = ?, heartbeat = ?,
+			cancel_requested = ?, backend_state = ?
+			WHERE job_id = ?`, args...)
+		if err != nil {
+			return err
+		}
+		return requireRow(res)
+	})
+	if err != nil {
+		return fmt.Errorf("update job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// requireRow turns an UPDATE that touched no row into ErrJobNotFound.
+func requireRow(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrJobNotFound
+	}
+	return nil
+}
 
 // FindJob returns the job with id ref, or else the latest job named ref; ErrJobNotFound if none.
 func (c *Catalog) FindJob(ctx context.Context, ref string) (*Job, error) {
-	return nil, errNotImplemented
+	j, err := c.scanJob(c.r.QueryRowContext(ctx,
+		`SELECT `+jobColumns+` FROM jobs WHERE job_id = ?`, ref))
+	if errors.Is(err, sql.ErrNoRows) {
+		j, err = c.scanJob(c.r.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs
+			WHERE name = ? ORDER BY submitted_at DESC, rowid DESC LIMIT 1`, ref))
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: no job has the id or name %q", ErrJobNotFound, ref)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find job %q: %w", ref, err)
+	}
+	return j, nil
 }
 
 // Jobs lists jobs, newest first; limit <= 0 means all.
 func (c *Catalog) Jobs(ctx context.Context, limit int) ([]*Job, error) {
-	return nil, errNotImplemented
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := c.r.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs
+		ORDER BY submitted_at DESC, rowid DESC LIMIT ?`, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var jobs []*Job
+	for rows.Next() {
+		j, err := c.scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func (c *Catalog) scanJob(s scanner) (*Job, error) {
+	var (
+		j                                             Job
+		path, sha, text, commit, envName, envKind     sql.NullString
+		submitted, started, finished, heartbeat, host sql.NullString
+		errText                                       sql.NullString
+		pid                                           sql.NullInt64
+		cancel                                        int64
+	)
+	err := s.Scan(&j.ID, &j.Name, &path, &sha, &text, &commit, &envName, &envKind, &j.Status,
+		&j.NumTasks, &submitted, &started, &finished, &j.Result, &errText, &pid, &host,
+		&heartbeat, &cancel, &j.BackendState)
+	if err != nil {
+		return nil, err
+	}
+	j.ScriptPath, j.ScriptSHA256, j.ScriptText = path.String, sha.String, text.String
+	j.GitCommit, j.EnvName, j.EnvKind = commit.String, envName.String, envKind.String
+	j.Error, j.DriverHost = errText.String, host.String
+	j.DriverPID = int(pid.Int64)
+	j.CancelRequested = cancel != 0
+	for _, t := range []struct {
+		dst *time.Time
+		src sql.NullString
+	}{{&j.SubmittedAt, submitted}, {&j.StartedAt, started}, {&j.FinishedAt, finished}, {&j.Heartbeat, heartbeat}} {
+		if *t.dst, err = parseTime(t.src); err != nil {
+			return nil, fmt.Errorf("job %s: %w", j.ID, err)
+		}
+	}
+	return &j, nil
 }
 
 // Heartbeat records that the job's driver is alive and tells whether a cancel was requested.
 func (c *Catalog) Heartbeat(ctx context.Context, jobID string, at time.Time) (cancelRequested bool, err error) {
-	return false, errNotImplemented
+	err = c.write(ctx, func(tx *sql.Tx) error {
+		var cancel int64
+		err := tx.QueryRowContext(ctx, `UPDATE jobs SET heartbeat = ? WHERE job_id = ?
+			RETURNING cancel_requested`, nullTime(at), jobID).Scan(&cancel)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrJobNotFound
+		}
+		cancelRequested = cancel != 0
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("heartbeat of job %s: %w", jobID, err)
+	}
+	return cancelRequested, nil
 }
 
 // RequestCancel asks the job's driver to cancel it.
-func (c *Catalog) RequestCancel(ctx context.Context, jobID string) error { return errNotImplemented }
-
-// PutTasks upserts task rows by (job_id, task_index) in one transaction.
-func (c *Catalog) PutTasks(ctx context.Context, rows []Task) error { return errNotImplemented }
-
-// PutAttempts inserts rows for earlier, failed attempts of tasks.
-func (c *Catalog) PutAttempts(ctx context.Context, rows []Task) error { return errNotImplemented }
-
-// PutLogs stores captured output, replacing any for the same task, attempt and stream.
-func (c *Catalog) PutLogs(ctx context.Context, logs []Log) error { return errNotImplemented }
-
-// Tasks calls fn for each task row of the job in task_index order.
-func (c *Catalog) Tasks(ctx context.Context, jobID string, fn func(*Task) error) error {
-	return errNotImplemented
-}
-
-// Logs returns the captured output of one task, every attempt, in attempt order.
-func (c *Catalog) Logs(ctx context.Context, jobID string, index int) ([]Log, error) {
-	return nil, errNotImplemented
-}
-
-// CountByStatus counts the job's task rows by status.
-func (c *Catalog) CountByStatus(ctx context.Context, jobID string) (map[string]int, error) {
-	return nil, errNotImplemented
-}
-
-// CancelUnfinished marks the job's Pending and Running task rows Canceled, ending them at at.
-func (c *Catalog) CancelUnfinished(ctx context.Context, jobID string, at time.Time) (int, error) {
-	return 0, errNotImplemented
+func (c *Catalog) RequestCancel(ctx context.Context, jobID string) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE job_id = ?`, jobID)
+		if err != nil {
+			return err
+		}
+		return requireRow(res)
+	})
+	if err != nil {
+		return fmt.Errorf("request cancel of job %s: %w", jobID, err)
+	}
+	return nil
 }

@@ -1,0 +1,506 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The task tables' columns, in the order of every statement and argument list below.
+const (
+	taskColumns = `job_id, task_index, task_name, params, status, host, attempt, start_time,
+	end_time, run_time, result, exception, exception_message, exception_traceback, exit_code`
+	numTaskColumns = 15
+
+	// rowsPerStmt is the rows of one multi-row upsert: 7,500 parameters, well under SQLite's
+	// limit of 32,766, and large enough that per-statement costs vanish.
+	rowsPerStmt = 500
+)
+
+// The two tables PutTasks and PutAttempts write, with their keys.
+var (
+	tasksTable    = taskTable{name: "tasks", key: "job_id, task_index"}
+	attemptsTable = taskTable{name: "task_attempts", key: "job_id, task_index, attempt"}
+)
+
+type taskTable struct{ name, key string }
+
+// upsertSQL is the statement writing n rows into t. A row for an existing key replaces it,
+// except that a missing (NULL) task_name or params keeps the stored one, so a status update
+// need not repeat the parameters.
+func (t taskTable) upsertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(t.name)
+	b.WriteString(" (" + taskColumns + ") VALUES ")
+	row := "(?" + strings.Repeat(", ?", numTaskColumns-1) + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	// "WHERE true" resolves the parsing ambiguity SQLite documents for an upsert on
+	// INSERT ... SELECT; harmless on VALUES.
+	fmt.Fprintf(&b, ` ON CONFLICT (%s) DO UPDATE SET
+		task_name = coalesce(excluded.task_name, task_name),
+		params = coalesce(excluded.params, params),
+		status = excluded.status, host = excluded.host, attempt = excluded.attempt,
+		start_time = excluded.start_time, end_time = excluded.end_time,
+		run_time = excluded.run_time, result = excluded.result,
+		exception = excluded.exception, exception_message = excluded.exception_message,
+		exception_traceback = excluded.exception_traceback, exit_code = excluded.exit_code`, t.key)
+	return b.String()
+}
+
+// PutTasks upserts task rows by (job_id, task_index) in one transaction. A row replaces the
+// stored one, but a row without Name or Params keeps the stored name and parameters.
+func (c *Catalog) PutTasks(ctx context.Context, rows []Task) error {
+	if err := c.putTasks(ctx, tasksTable, rows); err != nil {
+		return fmt.Errorf("put %d task rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+// PutAttempts inserts rows for earlier, failed attempts of tasks. Writing an attempt again
+// replaces it.
+func (c *Catalog) PutAttempts(ctx context.Context, rows []Task) error {
+	if err := c.putTasks(ctx, attemptsTable, rows); err != nil {
+		return fmt.Errorf("put %d task attempts: %w", len(rows), err)
+	}
+	return nil
+}
+
+func (c *Catalog) putTasks(ctx context.Context, t taskTable, rows []Task) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	// Check every row before the transaction, so that a bad row writes none.
+	for i := range rows {
+		if err := checkTask(&rows[i]); err != nil {
+			return err
+		}
+	}
+	return c.writeRaw(ctx, func(conn driverConn) error {
+		// c.wmu is held: c.nv is ours. Its ordinals are set once.
+		if c.nv == nil {
+			c.nv = make([]driver.NamedValue, rowsPerStmt*numTaskColumns)
+			for i := range c.nv {
+				c.nv[i].Ordinal = i + 1
+			}
+		}
+		// Drop the references to this batch's values when done.
+		defer func() {
+			for i := range c.nv {
+				c.nv[i].Value = nil
+			}
+		}()
+
+		var full driver.Stmt
+		defer func() {
+			if full != nil {
+				full.Close()
+			}
+		}()
+		var conv argConv
+		for off := 0; off < len(rows); off += rowsPerStmt {
+			chunk := rows[off:min(off+rowsPerStmt, len(rows))]
+			nv := c.nv[:len(chunk)*numTaskColumns]
+			for i := range chunk {
+				conv.setTask(nv[i*numTaskColumns:(i+1)*numTaskColumns], &chunk[i])
+			}
+			st := full
+			if len(chunk) < rowsPerStmt {
+				// The tail of the batch: a statement of its own size, used once.
+				var err error
+				if st, err = conn.PrepareContext(ctx, t.upsertSQL(len(chunk))); err != nil {
+					return err
+				}
+				defer st.Close()
+			} else if full == nil {
+				// Prepared per call, within the transaction: driver statements must not
+				// outlive the Raw call that made them.
+				var err error
+				if full, err = conn.PrepareContext(ctx, t.upsertSQL(rowsPerStmt)); err != nil {
+					return err
+				}
+				st = full
+			}
+			ex, ok := st.(driver.StmtExecContext)
+			if !ok {
+				return fmt.Errorf("sqlite driver statement %T lacks ExecContext", st)
+			}
+			if _, err := ex.ExecContext(ctx, nv); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// checkTask rejects a row the tables would not take.
+func checkTask(t *Task) error {
+	if t.JobID == "" {
+		return fmt.Errorf("task %d has no job id", t.Index)
+	}
+	if _, ok := statusArg(t.Status); !ok {
+		return fmt.Errorf("task %d of job %s: unknown status %q (want Pending, Running, Completed, Failed or Canceled)",
+			t.Index, t.JobID, t.Status)
+	}
+	return nil
+}
+
+// argConv builds statement arguments from rows with few allocations: the values are of the
+// types the driver binds directly (int64, float64, string, nil), and a job id repeated over a
+// batch is boxed once.
+type argConv struct {
+	jobID    string
+	jobIDAny any
+	buf      []byte
+}
+
+// setTask sets vals (numTaskColumns of them) to t's values in taskColumns order; t has
+// passed checkTask.
+func (a *argConv) setTask(vals []driver.NamedValue, t *Task) {
+	status, _ := statusArg(t.Status)
+	if t.JobID != a.jobID || a.jobIDAny == nil {
+		a.jobID, a.jobIDAny = t.JobID, t.JobID
+	}
+	var runTime, exitCode any
+	if !t.Start.IsZero() && !t.End.IsZero() {
+		runTime = t.End.Sub(t.Start).Seconds()
+	}
+	if t.ExitCode != nil {
+		exitCode = int64(*t.ExitCode)
+	}
+	_ = vals[numTaskColumns-1]
+	vals[0].Value = a.jobIDAny
+	vals[1].Value = int64(t.Index)
+	vals[2].Value = nullString(t.Name)
+	vals[3].Value = nullJSON(t.Params)
+	vals[4].Value = status
+	vals[5].Value = nullString(t.Host)
+	vals[6].Value = int64(t.Attempt)
+	vals[7].Value = a.time(t.Start)
+	vals[8].Value = a.time(t.End)
+	vals[9].Value = runTime
+	vals[10].Value = nullJSON(t.Result)
+	vals[11].Value = nullString(t.Exception)
+	vals[12].Value = nullString(t.Message)
+	vals[13].Value = nullString(t.Traceback)
+	vals[14].Value = exitCode
+}
+
+// statusArg returns the status as a boxed constant (no allocation) and whether it is known.
+func statusArg(s string) (any, bool) {
+	switch s {
+	case StatusPending:
+		return StatusPending, true
+	case StatusRunning:
+		return StatusRunning, true
+	case StatusCompleted:
+		return StatusCompleted, true
+	case StatusFailed:
+		return StatusFailed, true
+	case StatusCanceled:
+		return StatusCanceled, true
+	}
+	return nil, false
+}
+
+// time formats t like nullTime, reusing a scratch buffer.
+func (a *argConv) time(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	a.buf = appendTime(a.buf[:0], t)
+	return string(a.buf)
+}
+
+// nullString is s, or NULL when s is empty.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullJSON is b as text (JSON must be TEXT for SQLite's json functions; a []byte would be
+// stored as a BLOB), or NULL when b is nil.
+func nullJSON(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+// nullTime is t as catalog time text, or NULL when t is zero.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return string(appendTime(nil, t))
+}
+
+// timeLayout is the catalog's time format, for parsing; SQLite's date functions read it, and
+// Go's parser accepts the fraction or its absence.
+const timeLayout = "2006-01-02 15:04:05"
+
+// appendTime appends t in UTC as 'YYYY-MM-DD HH:MM:SS.ffffff', without time.Format's layout
+// interpretation (this runs twice per task row).
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, "2006-01-02 15:04:05.000000")
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, ' ')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	return appendDigits(b, t.Nanosecond()/1000, 6)
+}
+
+// appendDigits appends v, zero-padded to width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var d [8]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:width]...)
+}
+
+// parseTime reads a catalog time; NULL is the zero time.
+func parseTime(s sql.NullString) (time.Time, error) {
+	if !s.Valid || s.String == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.ParseInLocation(timeLayout, s.String, time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad time %q: %w", s.String, err)
+	}
+	return t, nil
+}
+
+// PutLogs stores captured output, replacing any for the same task, attempt and stream.
+func (c *Catalog) PutLogs(ctx context.Context, logs []Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	for _, l := range logs {
+		if l.Stream != "stdout" && l.Stream != "stderr" {
+			return fmt.Errorf("put logs: task %d of job %s: stream %q is neither stdout nor stderr", l.Index, l.JobID, l.Stream)
+		}
+	}
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO logs (job_id, task_index, attempt, stream, data)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (job_id, task_index, attempt, stream) DO UPDATE SET data = excluded.data`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, l := range logs {
+			data := l.Data
+			if data == nil {
+				data = []byte{} // an empty capture, not an unknown one
+			}
+			if _, err := st.ExecContext(ctx, l.JobID, int64(l.Index), int64(l.Attempt), l.Stream, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put logs: %w", err)
+	}
+	return nil
+}
+
+// Tasks calls fn for each task row of the job in task_index order. The rows are streamed: fn
+// runs while the query is open, and an error from fn stops it and is returned as it is.
+func (c *Catalog) Tasks(ctx context.Context, jobID string, fn func(*Task) error) error {
+	return c.eachTask(ctx, "tasks", `SELECT `+taskColumns+` FROM tasks
+		WHERE job_id = ? ORDER BY task_index`, jobID, fn)
+}
+
+// Attempts calls fn for each earlier (failed) attempt of the job's tasks, in task_index then
+// attempt order, streamed as Tasks does.
+func (c *Catalog) Attempts(ctx context.Context, jobID string, fn func(*Task) error) error {
+	return c.eachTask(ctx, "task attempts", `SELECT `+taskColumns+` FROM task_attempts
+		WHERE job_id = ? ORDER BY task_index, attempt`, jobID, fn)
+}
+
+func (c *Catalog) eachTask(ctx context.Context, what, query, jobID string, fn func(*Task) error) error {
+	rows, err := c.r.QueryContext(ctx, query, jobID)
+	if err != nil {
+		return fmt.Errorf("read %s of job %s: %w", what, jobID, err)
+	}
+	defer rows.Close()
+	var sc taskScanner
+	for rows.Next() {
+		t, err := sc.scan(rows)
+		if err != nil {
+			return fmt.Errorf("read %s of job %s: %w", what, jobID, err)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read %s of job %s: %w", what, jobID, err)
+	}
+	return nil
+}
+
+// taskScanner reads task rows in taskColumns order, reusing its holders.
+type taskScanner struct {
+	name, host, start, end, exc, msg, tb sql.NullString
+	runTime                              sql.NullFloat64
+	exit                                 sql.NullInt64
+}
+
+func (s *taskScanner) scan(r scanner) (*Task, error) {
+	var t Task
+	err := r.Scan(&t.JobID, &t.Index, &s.name, &t.Params, &t.Status, &s.host, &t.Attempt,
+		&s.start, &s.end, &s.runTime, &t.Result, &s.exc, &s.msg, &s.tb, &s.exit)
+	if err != nil {
+		return nil, err
+	}
+	t.Name, t.Host = s.name.String, s.host.String
+	t.Exception, t.Message, t.Traceback = s.exc.String, s.msg.String, s.tb.String
+	if s.exit.Valid {
+		code := int(s.exit.Int64)
+		t.ExitCode = &code
+	}
+	if t.Start, err = parseTime(s.start); err != nil {
+		return nil, fmt.Errorf("task %d: %w", t.Index, err)
+	}
+	if t.End, err = parseTime(s.end); err != nil {
+		return nil, fmt.Errorf("task %d: %w", t.Index, err)
+	}
+	return &t, nil
+}
+
+// CompletedResults calls fn with the index and result (JSON; nil when NULL) of each of the
+// job's Completed tasks, in task_index order: what `mapflow resume` keeps. The result slice is
+// fn's to keep.
+func (c *Catalog) CompletedResults(ctx context.Context, jobID string, fn func(index int, result []byte) error) error {
+	rows, err := c.r.QueryContext(ctx, `SELECT task_index, result FROM tasks
+		WHERE job_id = ? AND status = 'Completed' ORDER BY task_index`, jobID)
+	if err != nil {
+		return fmt.Errorf("read results of job %s: %w", jobID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			i      int
+			result []byte
+		)
+		if err := rows.Scan(&i, &result); err != nil {
+			return fmt.Errorf("read results of job %s: %w", jobID, err)
+		}
+		if err := fn(i, result); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read results of job %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// Logs returns the captured output of one task, every attempt, in attempt order (stdout before
+// stderr within an attempt).
+func (c *Catalog) Logs(ctx context.Context, jobID string, index int) ([]Log, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT attempt, stream, data FROM logs
+		WHERE job_id = ? AND task_index = ?
+		ORDER BY attempt, stream = 'stderr'`, jobID, int64(index))
+	if err != nil {
+		return nil, fmt.Errorf("read logs of task %d of job %s: %w", index, jobID, err)
+	}
+	defer rows.Close()
+	var logs []Log
+	for rows.Next() {
+		l := Log{JobID: jobID, Index: index}
+		if err := rows.Scan(&l.Attempt, &l.Stream, &l.Data); err != nil {
+			return nil, fmt.Errorf("read logs of task %d of job %s: %w", index, jobID, err)
+		}
+		logs = append(logs, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read logs of task %d of job %s: %w", index, jobID, err)
+	}
+	return logs, nil
+}
+
+// CountByStatus counts the job's task rows by status.
+func (c *Catalog) CountByStatus(ctx context.Context, jobID string) (map[string]int, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT status, count(*) FROM tasks
+		WHERE job_id = ? GROUP BY status`, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("count tasks of job %s: %w", jobID, err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var (
+			status string
+			n      int
+		)
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, fmt.Errorf("count tasks of job %s: %w", jobID, err)
+		}
+		counts[status] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count tasks of job %s: %w", jobID, err)
+	}
+	return counts, nil
+}
+
+// sqlSecondsBetween is SQL for the seconds from catalog time a to b, exact to the microsecond
+// (julianday's floating point is not): whole seconds from unixepoch plus the fractions' difference.
+func sqlSecondsBetween(a, b string) string {
+	return fmt.Sprintf("round(unixepoch(%[2]s) - unixepoch(%[1]s) + CAST(substr(%[2]s, 20) AS REAL) - CAST(substr(%[1]s, 20) AS REAL), 6)", a, b)
+}
+
+// CancelUnfinished marks the job's Pending and Running task rows Canceled, ending them at at.
+// A Running row's run_time becomes the time from its start to at. It returns how many rows
+// it changed.
+func (c *Catalog) CancelUnfinished(ctx context.Context, jobID string, at time.Time) (int, error) {
+	if at.IsZero() {
+		return 0, errors.New("cancel unfinished tasks: no end time")
+	}
+	end := nullTime(at)
+	var n int64
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tasks SET status = 'Canceled', end_time = ?1,
+			run_time = CASE WHEN start_time IS NOT NULL
+				THEN `+sqlSecondsBetween("start_time", "?1")+` END
+			WHERE job_id = ?2 AND status IN ('Pending', 'Running')`, end, jobID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cancel unfinished tasks of job %s: %w", jobID, err)
+	}
+	return int(n), nil
+}
