@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/mapflow/mapflow/lang"
@@ -18,6 +19,9 @@ const (
 	Failed    Status = "Failed"
 	Canceled  Status = "Canceled"
 )
+
+// Final tells whether s is a state a job or task ends in.
+func (s Status) Final() bool { return s == Completed || s == Failed || s == Canceled }
 
 // Task is one parameter set of a job, numbered in the order of the params list.
 type Task struct {
@@ -42,6 +46,9 @@ type Result struct {
 	End     time.Time
 
 	Value any // the result when Completed: JSON-like
+	// ValueJSON is Value encoded as JSON when the backend has it already (the Executor encodes
+	// on its worker; a remote worker sends the bytes); nil makes the driver encode Value.
+	ValueJSON []byte
 
 	Exception string // when Failed: TypeError, KeyError, ExitError, TimeoutError, WorkerLost, ...
 	Message   string
@@ -73,7 +80,8 @@ type Event struct {
 }
 
 // Reporter receives a backend's events. It is safe for concurrent use; the driver records
-// every event in the catalog.
+// every event in the catalog. Report takes ownership of the event's Result: the backend must
+// not use it afterwards (the driver recycles Results; see NewResult).
 type Reporter interface {
 	Report(Event)
 }
@@ -87,4 +95,17 @@ type Backend interface {
 	// reported: the driver marks them Canceled). An error means the backend itself failed
 	// (not a task); tasks finished before it stay recorded.
 	Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan Task, r Reporter) error
+}
+
+// resultPool recycles Results: a million-task job would otherwise allocate a million of them.
+var resultPool = sync.Pool{New: func() any { return new(Result) }}
+
+// NewResult returns a zeroed Result, recycled from one the driver has finished with when it
+// can. Backends may also allocate Results themselves.
+func NewResult() *Result { return resultPool.Get().(*Result) }
+
+// releaseResult recycles a Result the driver has finished with.
+func releaseResult(r *Result) {
+	*r = Result{}
+	resultPool.Put(r)
 }

@@ -1,0 +1,97 @@
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mapflow/mapflow/catalog"
+	"github.com/mapflow/mapflow/lang"
+	rt "github.com/mapflow/mapflow/runtime"
+)
+
+// BenchmarkLocal1M runs a million expression tasks through the whole driver into a catalog
+// file and reports tasks/s and the process's peak RSS:
+//
+//	go test ./backends/local -run XXX -bench Local1M -benchtime 1x
+func BenchmarkLocal1M(b *testing.B) {
+	benchmark1M(b, "params map(1..1000000, ({x: #, y: #}))")
+}
+
+// BenchmarkLocal1MFile is BenchmarkLocal1M with the parameter sets streamed from a .jsonl
+// file, which shows the driver's own footprint: an expression list is built whole in memory
+// before its first task runs.
+func BenchmarkLocal1MFile(b *testing.B) {
+	benchmark1M(b, `params file "sets.jsonl"`)
+}
+
+func benchmark1M(b *testing.B, params string) {
+	const n = 1000000
+	dir := b.TempDir()
+	path := filepath.Join(dir, "add.mf")
+	src := "job add\n\nfunc add(x, y) = x + y\n\n" + params + "\n\ncombine sum(results)\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if strings.Contains(params, "sets.jsonl") {
+		var sets []byte
+		for i := 1; i <= n; i++ {
+			sets = append(sets, `{"x": `...)
+			sets = strconv.AppendInt(sets, int64(i), 10)
+			sets = append(sets, `, "y": `...)
+			sets = strconv.AppendInt(sets, int64(i), 10)
+			sets = append(sets, "}\n"...)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "sets.jsonl"), sets, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	job, err := lang.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env, err := job.DefaultEnv("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		cat, err := catalog.Open(filepath.Join(dir, "catalog-"+strconv.Itoa(i)+".db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		rep, err := rt.Run(context.Background(), cat, New(Config{}), job, env, rt.Options{})
+		total += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Status != rt.Completed || rep.NumTasks != n || rep.Combined != n*(n+1) {
+			b.Fatalf("status %s, %d tasks, combined %v", rep.Status, rep.NumTasks, rep.Combined)
+		}
+		cat.Close()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "tasks/s")
+	if hwm := peakRSS(); hwm > 0 {
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MB")
+	}
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) in bytes; 0 if unknown.
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -1,0 +1,86 @@
+// Package local runs a job's tasks on this machine: a pool of goroutines, each evaluating
+// expressions itself and starting a child process for each attempt of an exec task.
+package local
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/mapflow/mapflow/lang"
+	rt "github.com/mapflow/mapflow/runtime"
+)
+
+var _ rt.Backend = (*Backend)(nil)
+
+// Backend is the local backend.
+type Backend struct {
+	cfg Config
+}
+
+// New returns a local backend. A zero Config takes its settings from the env block a job runs
+// in, else one worker per CPU.
+func New(cfg Config) *Backend { return &Backend{cfg: cfg} }
+
+// Run runs the tasks on Workers goroutines through the shared rt.Executor. Shipped files are
+// copied from the job file's directory into each attempt's working directory, made under a
+// temporary directory that Run removes when it returns.
+func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan rt.Task, r rt.Reporter) error {
+	cfg := b.cfg
+	if cfg == (Config{}) && env != nil && env.Kind == "local" {
+		c, err := ConfigFromEnv(env)
+		if err != nil {
+			return err
+		}
+		cfg = c
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	shipDir := filepath.Dir(job.Filename)
+	if abs, err := filepath.Abs(shipDir); err == nil {
+		shipDir = abs
+	}
+	ex := &rt.Executor{Job: job, Host: host, ShipDir: shipDir}
+	root, err := os.MkdirTemp("", "mapflow-"+job.Name+"-")
+	if err != nil {
+		return fmt.Errorf("local: make a work directory: %w", err)
+	}
+	defer os.RemoveAll(root)
+	ex.WorkRoot = root
+
+	var wg sync.WaitGroup
+	for range cfg.workers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			caller := job.Func.NewCaller()
+			for ctx.Err() == nil {
+				var t rt.Task
+				var ok bool
+				// A receive that succeeds at once skips the costlier two-way select.
+				select {
+				case t, ok = <-tasks:
+				default:
+					select {
+					case <-ctx.Done():
+						return
+					case t, ok = <-tasks:
+					}
+				}
+				if !ok {
+					return
+				}
+				ex.Run(ctx, caller, t, r)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}

@@ -1,0 +1,485 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mapflow/mapflow/catalog"
+	"github.com/mapflow/mapflow/lang"
+)
+
+// Driver tuning.
+const (
+	taskBuffer     = 4096 // planned tasks waiting for the backend
+	planChunk      = 64   // tasks the planner registers with the recorder at a time
+	heartbeatEvery = time.Second
+	// aliveWithin is how recent a heartbeat must be for Resume to take the driver for alive.
+	aliveWithin = 5 * time.Second
+)
+
+// ErrCancelRequested is the cause of a run's cancellation by `mapflow cancel`.
+var ErrCancelRequested = errors.New("cancel requested")
+
+// ErrDriverAlive is returned by Resume for a job whose driver still runs.
+var ErrDriverAlive = errors.New("the job's driver is still running")
+
+// Options tune a run.
+type Options struct {
+	// Progress, when set, is called with the number of tasks finished (completed, failed or
+	// canceled; for a resumed job, including those completed before), failed, and known so
+	// far, at most about ten times a second and once at the end. total grows while the params
+	// are still being read. It is called from one goroutine at a time.
+	Progress func(done, failed, total int)
+	// JobID, when set, is the id Run gives the new job instead of a generated one.
+	JobID string
+}
+
+// Report is what a run gives the CLI.
+type Report struct {
+	JobID    string
+	Name     string
+	Status   Status // Completed, Failed or Canceled
+	NumTasks int
+	// NumFailed counts the tasks that failed in this run.
+	NumFailed int
+	// MapResults holds every task's result in params order; nil for a task that failed or
+	// did not run.
+	MapResults []any
+	Combined   any   // the combiner's result; nil without a combiner or when it failed
+	CombineErr error // the combiner's failure
+}
+
+// Run runs job in env on backend b, recording the job and every task in cat, and returns the
+// report. Task failures, a combiner failure and cancellation are in the report, not the error:
+// the error says the driver could not do its part (the catalog failed, the params could not be
+// read, the backend broke), and the report, when not nil, still says how far it got.
+func Run(ctx context.Context, cat *catalog.Catalog, b Backend, job *lang.Job, env *lang.Env, opts Options) (*Report, error) {
+	now := time.Now().UTC()
+	id := opts.JobID
+	if id == "" {
+		id = NewJobID(job.Name, now)
+	}
+	path := job.Filename
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	sum := sha256.Sum256(job.Source)
+	host, _ := os.Hostname()
+	row := &catalog.Job{
+		ID:           id,
+		Name:         job.Name,
+		ScriptPath:   path,
+		ScriptSHA256: hex.EncodeToString(sum[:]),
+		ScriptText:   string(job.Source),
+		GitCommit:    gitCommit(ctx, filepath.Dir(path)),
+		EnvName:      env.Name,
+		EnvKind:      env.Kind,
+		Status:       string(Running),
+		SubmittedAt:  now,
+		StartedAt:    now,
+		DriverPID:    os.Getpid(),
+		DriverHost:   host,
+		Heartbeat:    now,
+	}
+	if err := cat.CreateJob(ctx, row); err != nil {
+		return nil, fmt.Errorf("create job %s in the catalog: %w", id, err)
+	}
+	return (&driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts}).run(ctx)
+}
+
+// Resume finishes a job whose driver ended before it did (killed, or the host went down):
+// it parses the job from the script text stored in its row, picks the env the job ran in,
+// makes that env's backend with newBackend, and runs under the same job id only the tasks not
+// Completed. The report includes the results of the tasks completed before. Resume refuses
+// (ErrDriverAlive) while the job's driver still beats.
+func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env) (Backend, error),
+	row *catalog.Job, opts Options) (*Report, error) {
+	if err := checkDriverGone(row); err != nil {
+		return nil, err
+	}
+	f, err := lang.Parse(row.ScriptPath, []byte(row.ScriptText))
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: parse its stored script: %w", row.ID, err)
+	}
+	job, err := lang.Check(f)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: check its stored script: %w", row.ID, err)
+	}
+	env, err := job.DefaultEnv(row.EnvName)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
+	}
+	b, err := newBackend(env)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
+	}
+
+	var earlier doneSet
+	err = cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
+		if t.Status == string(Completed) {
+			earlier.add(t.Index, decodeJSON(t.Result))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: read its tasks: %w", row.ID, err)
+	}
+
+	now := time.Now().UTC()
+	host, _ := os.Hostname()
+	row.Status = string(Running)
+	row.DriverPID, row.DriverHost, row.Heartbeat = os.Getpid(), host, now
+	row.FinishedAt, row.Result, row.Error, row.CancelRequested = time.Time{}, nil, "", false
+	if row.StartedAt.IsZero() {
+		row.StartedAt = now
+	}
+	if err := cat.UpdateJob(ctx, row); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
+	}
+	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, earlier: &earlier}
+	return d.run(ctx)
+}
+
+// DriverGone tells whether an unfinished job's driver is gone: its heartbeat stopped, or it ran
+// on this host and its process no longer exists. A finished job has no driver to lose.
+func DriverGone(row *catalog.Job) bool {
+	if Status(row.Status).Final() {
+		return false
+	}
+	if row.Heartbeat.IsZero() || time.Since(row.Heartbeat) > aliveWithin {
+		return true
+	}
+	if host, _ := os.Hostname(); host == row.DriverHost && row.DriverPID > 0 && row.DriverPID != os.Getpid() {
+		if err := syscall.Kill(row.DriverPID, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDriverGone returns ErrDriverAlive when the job is unfinished and its driver alive.
+func checkDriverGone(row *catalog.Job) error {
+	if Status(row.Status).Final() || DriverGone(row) {
+		return nil
+	}
+	age := time.Since(row.Heartbeat)
+	return fmt.Errorf("resume %s: %w (pid %d on %s, last heartbeat %s ago); cancel it with `mapflow cancel %s`, or wait for it",
+		row.ID, ErrDriverAlive, row.DriverPID, row.DriverHost, age.Round(100*time.Millisecond), row.ID)
+}
+
+// doneSet holds the tasks a resumed job completed before.
+type doneSet struct {
+	bits    []uint64
+	results []any
+	n       int
+}
+
+func (s *doneSet) add(i int, v any) {
+	for i/64 >= len(s.bits) {
+		s.bits = append(s.bits, 0)
+	}
+	if s.bits[i/64]&(1<<(i%64)) == 0 {
+		s.n++
+	}
+	s.bits[i/64] |= 1 << (i % 64)
+	if i >= len(s.results) {
+		s.results = growTo(s.results, i+1)
+	}
+	s.results[i] = v
+}
+
+func (s *doneSet) has(i int) bool {
+	return s != nil && i/64 < len(s.bits) && s.bits[i/64]&(1<<(i%64)) != 0
+}
+
+// driver is one run of a job.
+type driver struct {
+	cat     *catalog.Catalog
+	backend Backend
+	job     *lang.Job
+	env     *lang.Env
+	row     *catalog.Job
+	opts    Options
+	earlier *doneSet // tasks completed before a resume; nil for a new job
+}
+
+func (d *driver) run(parent context.Context) (*Report, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	// Catalog writes go on after a cancel: that is when the Canceled rows are written.
+	dbCtx := context.WithoutCancel(parent)
+	errCatalog := errors.New("catalog write failed")
+
+	rec := newRecorder(d.row.ID, d.cat, d.opts.Progress, func(err error) {
+		cancel(fmt.Errorf("%w: %w", errCatalog, err))
+	})
+	if d.earlier != nil {
+		rec.results = growTo(nil, len(d.earlier.results))
+		copy(rec.results, d.earlier.results)
+		rec.earlierDone = d.earlier.n
+		rec.total = d.earlier.n
+	}
+	rec.start()
+
+	hbStop := make(chan struct{})
+	hbDone := make(chan struct{})
+	go d.heartbeat(dbCtx, cancel, hbStop, hbDone)
+
+	tasks := make(chan Task, taskBuffer)
+	backendDone := make(chan struct{})
+	planDone := make(chan error, 1)
+	go func() { planDone <- d.plan(ctx, tasks, rec, backendDone) }()
+
+	backendErr := d.backend.Run(ctx, d.job, d.env, tasks, rec)
+	close(backendDone)
+	planErr := <-planDone
+	rec.close()
+	<-rec.done
+	close(hbStop)
+	<-hbDone
+
+	report := &Report{
+		JobID:      d.row.ID,
+		Name:       d.row.Name,
+		NumTasks:   rec.total,
+		NumFailed:  rec.failed,
+		MapResults: rec.results,
+	}
+	var errs []string
+	var runErr error
+	cause := context.Cause(ctx)
+	switch {
+	case rec.writeErr != nil:
+		runErr = fmt.Errorf("job %s: %w: %w", d.row.ID, errCatalog, rec.writeErr)
+		report.Status = Failed
+		errs = append(errs, runErr.Error())
+	case parent.Err() != nil:
+		report.Status = Canceled
+		errs = append(errs, "canceled: interrupted")
+	case errors.Is(cause, ErrCancelRequested):
+		report.Status = Canceled
+		errs = append(errs, "canceled by request")
+	case backendErr != nil:
+		runErr = fmt.Errorf("job %s: backend %s: %w", d.row.ID, d.env.Kind, backendErr)
+		report.Status = Failed
+		errs = append(errs, runErr.Error())
+	case planErr != nil:
+		runErr = fmt.Errorf("job %s: params: %w", d.row.ID, planErr)
+		report.Status = Failed
+		errs = append(errs, runErr.Error())
+	case rec.canceled > 0:
+		report.Status = Failed
+		errs = append(errs, fmt.Sprintf("%d of %d tasks did not run: the backend stopped early", rec.canceled, rec.total))
+	case rec.failed > 0:
+		report.Status = Failed
+	default:
+		report.Status = Completed
+	}
+	if rec.failed > 0 {
+		errs = append(errs, fmt.Sprintf("%d of %d tasks failed", rec.failed, rec.total))
+	}
+	if report.Status != Canceled && runErr == nil && d.job.Combine != nil {
+		report.Combined, report.CombineErr = d.combine(rec.results)
+		if report.CombineErr == nil {
+			if d.row.Result, report.CombineErr = MarshalJSON(report.Combined); report.CombineErr != nil {
+				report.CombineErr = fmt.Errorf("the combined result cannot be stored as JSON: %w", report.CombineErr)
+				report.Combined = nil
+			}
+		}
+		if report.CombineErr != nil {
+			errs = append(errs, "combine: "+report.CombineErr.Error())
+		}
+	}
+
+	now := time.Now().UTC()
+	if report.Status == Canceled {
+		// Belt and braces: the recorder wrote a Canceled row for every task it knew of.
+		if _, err := d.cat.CancelUnfinished(dbCtx, d.row.ID, now); err != nil && runErr == nil {
+			runErr = fmt.Errorf("job %s: mark unfinished tasks canceled: %w", d.row.ID, err)
+		}
+	}
+	d.row.Status = string(report.Status)
+	d.row.NumTasks = rec.total
+	d.row.FinishedAt = now
+	d.row.Heartbeat = now
+	d.row.Error = strings.Join(errs, "; ")
+	if err := d.cat.UpdateJob(dbCtx, d.row); err != nil && runErr == nil {
+		runErr = fmt.Errorf("job %s: record its end: %w", d.row.ID, err)
+	}
+	return report, runErr
+}
+
+// plan streams the parameter sets to the backend, registering each task with the recorder
+// first. Once the run is canceled or the backend is gone, it goes on reading the params only
+// to record the remaining tasks as Canceled, so the catalog holds every task of the job.
+func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, backendDone <-chan struct{}) error {
+	name := d.job.Func.Name + "-"
+	stopped := false
+	closeTasks := func() {
+		if !stopped {
+			stopped = true
+			close(tasks)
+		}
+	}
+	defer closeTasks()
+
+	chunk := make([]Task, 0, planChunk)
+	items := make([]item, 0, planChunk)
+	var buf []byte
+	flush := func() {
+		if len(chunk) == 0 {
+			return
+		}
+		if stopped {
+			for i := range items {
+				items[i].kind = itemUnplanned
+			}
+			rec.plan(items)
+		} else {
+			rec.plan(items)
+			for _, t := range chunk {
+				if !send(ctx, tasks, t, backendDone) {
+					// The rest were registered as planned but will never reach the backend:
+					// the recorder marks them Canceled at its end, as every unfinished task.
+					closeTasks()
+					break
+				}
+			}
+		}
+		clear(chunk)
+		clear(items)
+		chunk, items = chunk[:0], items[:0]
+	}
+	err := d.job.Params.Each(func(index int, set map[string]any) error {
+		if d.earlier.has(index) {
+			return nil // counted in the recorder's total from the start
+		}
+		var err error
+		if buf, err = AppendJSON(buf[:0], set); err != nil {
+			buf = append(buf[:0], "null"...)
+		}
+		params := append([]byte(nil), buf...)
+		t := Task{Index: index, Name: name + strconv.Itoa(index), Params: set, ParamsJSON: params}
+		chunk = append(chunk, t)
+		items = append(items, item{kind: itemPlan, index: index, name: t.Name, params: params})
+		if len(chunk) == planChunk {
+			flush()
+			if !stopped && (ctx.Err() != nil || isClosed(backendDone)) {
+				closeTasks()
+			}
+		}
+		return nil
+	})
+	flush()
+	return err
+}
+
+// send hands t to the backend unless the run is canceled or the backend is gone first.
+func send(ctx context.Context, tasks chan<- Task, t Task, backendDone <-chan struct{}) bool {
+	select {
+	case tasks <- t: // the common case, without the costlier three-way select
+		return true
+	default:
+	}
+	select {
+	case tasks <- t:
+		return true
+	case <-ctx.Done():
+	case <-backendDone:
+	}
+	return false
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// combine evaluates the combiner over the successful results in order and, when it reads
+// them, every task's result by name.
+func (d *driver) combine(results []any) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			v, err = nil, fmt.Errorf("internal error in the evaluator: %v", p)
+		}
+	}()
+	vars := map[string]any{}
+	if d.job.Combine.Uses("results") {
+		ok := make([]any, 0, len(results))
+		for _, r := range results {
+			if r != nil {
+				ok = append(ok, r)
+			}
+		}
+		vars["results"] = ok
+	}
+	if d.job.Combine.Uses("tasks") {
+		tasks := make(map[string]any, len(results))
+		prefix := d.job.Func.Name + "-"
+		for i, r := range results {
+			tasks[prefix+strconv.Itoa(i)] = r
+		}
+		vars["tasks"] = tasks
+	}
+	return d.job.Combine.Eval(vars)
+}
+
+// heartbeat records every heartbeatEvery that the driver is alive, and cancels the run when
+// `mapflow cancel` asked for it.
+func (d *driver) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	// The beat's own context ends with the run, so a catalog that hangs cannot hold the
+	// driver's end.
+	ctx, stopBeat := context.WithCancel(ctx)
+	defer stopBeat()
+	go func() {
+		<-stop
+		stopBeat()
+	}()
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			requested, err := d.cat.Heartbeat(ctx, d.row.ID, now.UTC())
+			if err == nil && requested {
+				cancel(ErrCancelRequested)
+			}
+		}
+	}
+}
+
+// NewJobID makes an id like add-20261125-113412-3f9a: the name, the UTC time, 4 random hex.
+func NewJobID(name string, now time.Time) string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return name + "-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// gitCommit returns the commit checked out in the git work tree holding dir, or "".
+func gitCommit(ctx context.Context, dir string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -1,0 +1,380 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mapflow/mapflow/lang"
+)
+
+// stderrTailLines is how many of a failed program's last standard error lines become its
+// traceback.
+const stderrTailLines = 20
+
+// pipeGrace is how long an attempt waits, after its program exited and its process group was
+// killed, for a process that escaped the group to close the output pipes it inherited.
+const pipeGrace = 2 * time.Second
+
+// Executor runs the attempts of one task at a time. It is the one code path that runs tasks:
+// the local backend's workers call it, and so does `mapflow worker` on a remote host, so a task
+// behaves the same wherever it runs. An Executor is safe for concurrent use; each goroutine
+// brings its own lang.Caller.
+type Executor struct {
+	Job  *lang.Job
+	Host string // recorded as every attempt's host
+
+	// ShipDir holds the job's shipped files under their Ship.Path names (the job file's
+	// directory locally; a staging directory on a remote worker).
+	ShipDir string
+	// WorkRoot is where the per-attempt working directories of exec tasks are made; "" is the
+	// system's temporary directory.
+	WorkRoot string
+	// MaxOutput bounds how many bytes of each output stream are kept at the head and again at
+	// the tail; 0 is DefaultMaxOutput.
+	MaxOutput int
+
+	envOnce sync.Once
+	environ []string
+}
+
+// Run runs task t: it calls the job's function with t's parameters and, when that gives a
+// Command, runs the program, up to 1 + Job.Retries attempts in all (fewer when t.Attempt says
+// some were made already), each under Job.Timeout. It reports TaskStarted when a program's
+// attempt begins, TaskRetrying for a failed attempt that will be tried again, and exactly one
+// TaskFinished. An expression's failure is final (evaluating it again would fail again); so
+// is a cancellation of ctx, reported as a Canceled result. Expressions are not interrupted by
+// the timeout: expr-lang evaluation cannot be stopped midway.
+func (e *Executor) Run(ctx context.Context, caller *lang.Caller, t Task, r Reporter) {
+	res := NewResult()
+	res.Index, res.Attempt, res.Host = t.Index, t.Attempt+1, e.Host
+	res.Start = time.Now()
+	v, err := call(caller, t.Params)
+	res.End = time.Now()
+	if err != nil {
+		setEvalError(res, err)
+		r.Report(Event{Kind: TaskFinished, Result: res})
+		return
+	}
+	var cmd *lang.Command
+	switch c := v.(type) {
+	case lang.Command:
+		cmd = &c
+	case *lang.Command:
+		cmd = c
+	}
+	if cmd == nil {
+		res.Status = Completed
+		res.Value = v
+		if res.ValueJSON, err = MarshalJSON(v); err != nil {
+			res.Status, res.Value, res.ValueJSON = Failed, nil, nil
+			res.Exception = "ValueError"
+			res.Message = "the result cannot be stored as JSON: " + err.Error()
+		}
+		r.Report(Event{Kind: TaskFinished, Result: res})
+		return
+	}
+
+	e.RunCommand(ctx, cmd, t, r)
+}
+
+// RunCommand runs the attempts of a task whose function gave cmd, as Run does.
+func (e *Executor) RunCommand(ctx context.Context, cmd *lang.Command, t Task, r Reporter) {
+	attempts := max(1+e.Job.Retries-t.Attempt, 1)
+	for i := 0; ; i++ {
+		res := e.runAttempt(ctx, cmd, t, t.Attempt+i+1, r)
+		if res.Status == Failed && i+1 < attempts && ctx.Err() == nil {
+			r.Report(Event{Kind: TaskRetrying, Result: res})
+			continue
+		}
+		r.Report(Event{Kind: TaskFinished, Result: res})
+		return
+	}
+}
+
+// call calls the function, turning a panic inside the evaluator into an error rather than
+// the end of the driver.
+func call(caller *lang.Caller, params map[string]any) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error in the evaluator: %v", p)
+		}
+	}()
+	return caller.Call(params)
+}
+
+func setEvalError(res *Result, err error) {
+	res.Status = Failed
+	var ee *lang.EvalError
+	if errors.As(err, &ee) {
+		res.Exception, res.Message, res.Traceback = ee.Exception, ee.Message, ee.Traceback
+		return
+	}
+	res.Exception, res.Message = "RuntimeError", err.Error()
+}
+
+// runAttempt runs one attempt of a program in a fresh working directory and returns its result.
+func (e *Executor) runAttempt(ctx context.Context, cmd *lang.Command, t Task, attempt int, r Reporter) *Result {
+	res := NewResult()
+	res.Index, res.Attempt, res.Host, res.Start = t.Index, attempt, e.Host, time.Now()
+	started := NewResult()
+	*started = *res
+	r.Report(Event{Kind: TaskStarted, Result: started})
+	defer func() { res.End = time.Now() }()
+
+	fail := func(exception, format string, args ...any) *Result {
+		res.Status, res.Exception, res.Message = Failed, exception, fmt.Sprintf(format, args...)
+		return res
+	}
+	if len(cmd.Args) == 0 || cmd.Args[0] == "" {
+		return fail("ValueError", "exec needs a program to run")
+	}
+	if ctx.Err() != nil {
+		res.Status, res.Message = Canceled, "canceled before the attempt started"
+		return res
+	}
+	dir, err := e.prepareDir(t, attempt)
+	if dir != "" {
+		defer os.RemoveAll(dir)
+	}
+	if err != nil {
+		return fail("OSError", "task %s attempt %d: prepare its working directory: %v", t.Name, attempt, err)
+	}
+
+	actx := ctx
+	if e.Job.Timeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, e.Job.Timeout)
+		defer cancel()
+	}
+
+	max := e.MaxOutput
+	if max <= 0 {
+		max = DefaultMaxOutput
+	}
+	stdout, stderr := NewBoundedBuffer(max), NewBoundedBuffer(max)
+	state, runErr := e.startAndWait(actx, cmd, dir, t, attempt, stdout, stderr)
+	res.Stdout, res.Stderr = nonEmpty(stdout.Bytes()), nonEmpty(stderr.Bytes())
+	if runErr != nil {
+		return fail(startErrorClass(runErr), "task %s attempt %d: start %q: %v", t.Name, attempt, cmd.Args[0], unwrapStart(runErr))
+	}
+
+	switch {
+	case ctx.Err() != nil:
+		res.Status, res.Message = Canceled, "canceled while running"
+		return res
+	case actx.Err() != nil:
+		res.Traceback = lastLines(stderr.Tail(), stderrTailLines)
+		return fail("TimeoutError", "attempt %d exceeded the %s timeout", attempt, e.Job.Timeout)
+	}
+	code := state.ExitCode()
+	if code != 0 {
+		res.Traceback = lastLines(stderr.Tail(), stderrTailLines)
+		if ws, ok := exitSignal(state); ok {
+			return fail("ExitError", "killed by signal %d", ws)
+		}
+		res.ExitCode = &code
+		return fail("ExitError", "exit status %d", code)
+	}
+	res.ExitCode = &code
+	res.Status = Completed
+	line := lastNonEmptyLine(stdout.Tail())
+	switch {
+	case line == nil:
+		res.ValueJSON = []byte("null")
+	case json.Valid(line):
+		var buf bytes.Buffer
+		if json.Compact(&buf, line) == nil {
+			line = buf.Bytes()
+		}
+		res.ValueJSON = line
+		res.Value = decodeJSON(line)
+	default:
+		res.Value = string(line)
+		res.ValueJSON, _ = MarshalJSON(res.Value)
+	}
+	return res
+}
+
+// startAndWait runs the program in its own process group and waits for it. When ctx ends
+// first the whole group is killed; when the program exits, what it left running in its group
+// is killed too, so a task never outlives its attempt.
+func (e *Executor) startAndWait(ctx context.Context, cmd *lang.Command, dir string, t Task, attempt int,
+	stdout, stderr io.Writer) (*os.ProcessState, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	c := exec.Command(cmd.Args[0], cmd.Args[1:]...)
+	c.Dir = dir
+	c.Env = append(e.baseEnv(),
+		"MAPFLOW_TASK_INDEX="+strconv.Itoa(t.Index),
+		"MAPFLOW_TASK_NAME="+t.Name,
+		"MAPFLOW_ATTEMPT="+strconv.Itoa(attempt),
+		"MAPFLOW_JOB="+e.Job.Name,
+	)
+	c.Stdout, c.Stderr = outW, errW
+	c.SysProcAttr = newProcAttr()
+	err = c.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, err
+	}
+	pgid := c.Process.Pid
+
+	var copies sync.WaitGroup
+	copies.Add(2)
+	go func() { defer copies.Done(); io.Copy(stdout, outR) }()
+	go func() { defer copies.Done(); io.Copy(stderr, errR) }()
+
+	waited := make(chan error, 1)
+	go func() { waited <- c.Wait() }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		killGroup(pgid)
+		<-waited
+	}
+	killGroup(pgid)
+
+	copied := make(chan struct{})
+	go func() { copies.Wait(); close(copied) }()
+	select {
+	case <-copied:
+	case <-time.After(pipeGrace):
+		// A process outside the group still holds the pipes: stop reading them.
+		outR.Close()
+		errR.Close()
+		<-copied
+	}
+	outR.Close()
+	errR.Close()
+	return c.ProcessState, nil
+}
+
+func (e *Executor) baseEnv() []string {
+	e.envOnce.Do(func() { e.environ = os.Environ() })
+	return e.environ[:len(e.environ):len(e.environ)]
+}
+
+// prepareDir makes the attempt's working directory and copies the shipped files into it.
+// Copies, not hard links: a task that rewrote a linked file would change the user's own file
+// (locally ShipDir is the job file's directory), and the kernel copies without a round trip
+// through user space (copy_file_range).
+func (e *Executor) prepareDir(t Task, attempt int) (string, error) {
+	root := e.WorkRoot
+	if root == "" {
+		root = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(root, fmt.Sprintf("%s-a%d-", t.Name, attempt))
+	if err != nil {
+		return "", err
+	}
+	for _, s := range e.Job.Ship {
+		src := filepath.Join(e.ShipDir, filepath.FromSlash(s.Path))
+		dst := filepath.Join(dir, filepath.FromSlash(s.Path))
+		if err := copyTree(src, dst); err != nil {
+			return dir, fmt.Errorf("ship %q: %w", s.Path, err)
+		}
+	}
+	return dir, nil
+}
+
+// copyTree copies the file or directory src to dst, keeping permission bits.
+func copyTree(src, dst string) error {
+	info, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return copyFile(src, dst, info.Mode().Perm())
+	}
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		info, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		return copyFile(path, target, info.Mode().Perm())
+	})
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// startErrorClass names the exception for a program that could not start.
+func startErrorClass(err error) string {
+	switch {
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		return "FileNotFoundError"
+	case errors.Is(err, fs.ErrPermission):
+		return "PermissionError"
+	}
+	return "OSError"
+}
+
+// unwrapStart drops the program name that exec's errors repeat.
+func unwrapStart(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func nonEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,45 @@
+package runtime
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+)
+
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	values := []any{
+		nil, true, false, 0, -7, int64(1) << 60, 3.0, 0.1, 1e21, 1e-7, -2.5e-10, 123456789.125,
+		float32(0.1), "", "plain", "quo\"te", "<tag>&", "tab\tnew\nline", "ünïcode", "\u2028",
+		[]any{}, []any{1, "a", nil, []any{2.5}},
+		map[string]any{}, map[string]any{"y": 2, "x": 1, "z": map[string]any{"b": []any{}, "a": nil}},
+		map[string]any{"k1": 1, "k2": 2, "k3": 3, "k4": 4, "k5": 5, "k6": 6, "k7": 7, "k8": 8, "k9": 9},
+		struct{ A int }{1},
+	}
+	for _, v := range values {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := MarshalJSON(v)
+		if err != nil {
+			t.Errorf("MarshalJSON(%#v): %v", v, err)
+			continue
+		}
+		if string(got) != string(want) {
+			t.Errorf("MarshalJSON(%#v) = %s, want %s", v, got, want)
+		}
+	}
+	for _, v := range []any{math.Inf(1), math.NaN(), []any{math.Inf(-1)}} {
+		if _, err := MarshalJSON(v); err == nil {
+			t.Errorf("MarshalJSON(%v) gave no error", v)
+		}
+	}
+}
+
+func TestDecodeJSONNumbers(t *testing.T) {
+	v := decodeJSON([]byte(`{"a": 40, "b": 2.5, "c": [1, null]}`))
+	m := v.(map[string]any)
+	if m["a"] != 40 || m["b"] != 2.5 || m["c"].([]any)[0] != 1 {
+		t.Errorf("decodeJSON = %#v", v)
+	}
+}
