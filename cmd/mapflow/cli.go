@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mapflow/mapflow/catalog"
+	"github.com/mapflow/mapflow/lang"
+)
+
+// Exit statuses, documented in the README.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // a task failed, the job was canceled, or mapflow itself failed
+	exitBadInput = 2 // a bad job file, a bad flag or argument
+	exitCanceled = 130
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries the exit status a command wants; its message (if any) is printed once.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr marks err as the user's mistake in how mapflow was called.
+func usageErr(format string, args ...any) error {
+	return &exitError{code: exitBadInput, err: fmt.Errorf(format, args...)}
+}
+
+// app is one invocation's state: where output goes and the catalog it uses.
+type app struct {
+	stdout, stderr io.Writer
+	catalogPath    string
+}
+
+// Main runs the mapflow command line with args and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitFailed
+	var ee *exitError
+	var diags lang.Diagnostics
+	switch {
+	case errors.As(err, &ee):
+		code = ee.code
+	case errors.As(err, &diags):
+		code = exitBadInput
+	case isUsageError(err):
+		code = exitBadInput
+	}
+	if msg := err.Error(); msg != "" {
+		if errors.As(err, &diags) {
+			fmt.Fprintln(stderr, msg)
+		} else {
+			fmt.Fprintln(stderr, "mapflow: "+msg)
+		}
+	}
+	return code
+}
+
+// isUsageError recognises cobra's own complaints about flags and arguments.
+func isUsageError(err error) bool {
+	var fe *flagError
+	return errors.As(err, &fe)
+}
+
+// flagError wraps cobra's flag and argument errors so Main maps them to exit status 2.
+type flagError struct{ err error }
+
+func (e *flagError) Error() string { return e.err.Error() }
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mapflow",
+		Short: "Run one function over many parameter sets and record every task",
+		Long: `mapflow runs the function of a .mf job file over its parameter sets, on this machine
+or on a cluster, and records every task (params, result, status, timings, host, exception)
+in an SQLite catalog that "mapflow sql" queries.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.PersistentFlags().StringVar(&a.catalogPath, "catalog", "",
+		"catalog file (default $MAPFLOW_CATALOG, else $XDG_DATA_HOME/mapflow/catalog.db)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
+
+	root.AddCommand(
+		a.runCommand(),
+		a.checkCommand(),
+		a.statusCommand(),
+		a.waitCommand(),
+		a.resultsCommand(),
+		a.mapResultsCommand(),
+		a.metricsCommand(),
+		a.sqlCommand(),
+		a.jobsCommand(),
+		a.cancelCommand(),
+		a.logsCommand(),
+		a.errorCommand(),
+		a.resumeCommand(),
+		a.versionCommand(),
+	)
+	for _, c := range root.Commands() {
+		c.Args = wrapArgs(c.Args)
+	}
+	return root
+}
+
+// wrapArgs makes argument-count errors usage errors (exit status 2).
+func wrapArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	if check == nil {
+		return nil
+	}
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &flagError{fmt.Errorf("%s: %w (usage: mapflow %s)", cmd.Name(), err, cmd.Use)}
+		}
+		return nil
+	}
+}
+
+// openCatalog opens the catalog for reading and writing.
+func (a *app) openCatalog() (*catalog.Catalog, error) {
+	path, err := a.resolveCatalogPath()
+	if err != nil {
+		return nil, err
+	}
+	cat, err := catalog.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	return cat, nil
+}
+
+func (a *app) resolveCatalogPath() (string, error) {
+	if a.catalogPath != "" {
+		return a.catalogPath, nil
+	}
+	return catalog.DefaultPath()
+}
+
+// findJob opens the catalog and finds JOB (an id, or a name for its latest run).
+func (a *app) findJob(ctx context.Context, ref string) (*catalog.Catalog, *catalog.Job, error) {
+	cat, err := a.openCatalog()
+	if err != nil {
+		return nil, nil, err
+	}
+	j, err := cat.FindJob(ctx, ref)
+	if err != nil {
+		cat.Close()
+		if errors.Is(err, catalog.ErrJobNotFound) {
+			return nil, nil, &exitError{code: exitBadInput,
+				err: fmt.Errorf("no job with id or name %q in the catalog (list them with: mapflow jobs)", ref)}
+		}
+		return nil, nil, err
+	}
+	return cat, j, nil
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print mapflow's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(a.stdout, "mapflow %s\n", version)
+			return nil
+		},
+	}
+}

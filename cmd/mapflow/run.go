@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mapflow/mapflow/catalog"
+	"github.com/mapflow/mapflow/lang"
+	rt "github.com/mapflow/mapflow/runtime"
+)
+
+func (a *app) runCommand() *cobra.Command {
+	var envName string
+	var detach bool
+	var jobID string
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run a job file: prints the map results and the combined result",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			job, env, err := a.load(args[0], envName)
+			if err != nil {
+				return err
+			}
+			backend, err := newBackend(env)
+			if err != nil {
+				return err
+			}
+			if detach {
+				return a.detach(cmd.Context(), job, args[0], envName)
+			}
+			cat, err := a.openCatalog()
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			p := a.newProgress(job.Name)
+			report, err := rt.Run(cmd.Context(), cat, backend, job, env, rt.Options{Progress: p.update, JobID: jobID})
+			p.finish()
+			return a.finishRun(report, err)
+		},
+	}
+	cmd.Flags().StringVar(&envName, "env", "", "the env block to run in (default: the file's first)")
+	cmd.Flags().BoolVar(&detach, "detach", false, "start the job in the background, print its id and return")
+	// --job-id is how a detached run learns the id its parent already printed.
+	cmd.Flags().StringVar(&jobID, "job-id", "", "the id to give the new job")
+	_ = cmd.Flags().MarkHidden("job-id")
+	return cmd
+}
+
+// load loads and checks a job file and picks its env, printing warnings.
+func (a *app) load(path, envName string) (*lang.Job, *lang.Env, error) {
+	job, err := lang.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range job.Warnings {
+		fmt.Fprintln(a.stderr, w.Error())
+	}
+	env, err := job.DefaultEnv(envName)
+	if err != nil {
+		return nil, nil, &exitError{code: exitBadInput, err: err}
+	}
+	return job, env, nil
+}
+
+// finishRun prints a finished run's outcome and turns it into the exit status.
+func (a *app) finishRun(report *rt.Report, err error) error {
+	if report == nil {
+		if err == nil {
+			err = errors.New("the run ended without a report")
+		}
+		return err
+	}
+	a.printOutcome(report.JobID, report.Name, report.Status, report.NumTasks, report.NumFailed,
+		report.MapResults, report.Combined, report.CombineErr)
+	if err != nil {
+		return err
+	}
+	switch report.Status {
+	case rt.Completed:
+		if report.CombineErr != nil {
+			return &exitError{code: exitFailed}
+		}
+		return nil
+	case rt.Canceled:
+		return &exitError{code: exitCanceled}
+	default:
+		return &exitError{code: exitFailed}
+	}
+}
+
+// printOutcome prints the map results and combined result on stdout and a summary on stderr.
+func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numFailed int,
+	results []any, combined any, combineErr error) {
+	fmt.Fprintf(a.stdout, "map results: %s\n", formatResults(results))
+	switch {
+	case combineErr != nil:
+		fmt.Fprintf(a.stdout, "result: error: %v\n", combineErr)
+	case numFailed > 0 || status == rt.Canceled:
+		fmt.Fprintf(a.stdout, "result: %s (partial: %d of %d tasks did not complete)\n",
+			formatValue(combined), numTasks-countCompleted(results, numTasks, numFailed, status), numTasks)
+	default:
+		fmt.Fprintf(a.stdout, "result: %s\n", formatValue(combined))
+	}
+	switch status {
+	case rt.Completed:
+		fmt.Fprintf(a.stderr, "job %s: %d tasks completed\n", id, numTasks)
+	case rt.Canceled:
+		fmt.Fprintf(a.stderr, "job %s: canceled; finished tasks are kept (see: mapflow metrics %s)\n", id, name)
+	default:
+		fmt.Fprintf(a.stderr, "job %s: %d of %d tasks failed (see: mapflow metrics %s)\n",
+			id, numFailed, numTasks, name)
+	}
+}
+
+// countCompleted is the number of tasks that completed, given the job's counts.
+func countCompleted(results []any, numTasks, numFailed int, status rt.Status) int {
+	if status != rt.Canceled {
+		return numTasks - numFailed
+	}
+	n := 0
+	for _, r := range results {
+		if r != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// detach starts `mapflow run` as a background process of its own session and prints the id of
+// the job it creates. Its output goes to a log file beside the catalog.
+func (a *app) detach(ctx context.Context, job *lang.Job, path, envName string) error {
+	catPath, err := a.resolveCatalogPath()
+	if err != nil {
+		return err
+	}
+	cat, err := a.openCatalog() // create the catalog first, so the child and we agree on it
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("detach: find own executable: %w", err)
+	}
+	logDir := filepath.Join(filepath.Dir(catPath), "detached")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	logFile, err := os.CreateTemp(logDir, job.Name+"-*.log")
+	if err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	defer logFile.Close()
+	id := rt.NewJobID(job.Name, time.Now())
+	args := []string{"run", path, "--catalog", catPath, "--job-id", id}
+	if envName != "" {
+		args = append(args, "--env", envName)
+	}
+	child := exec.Command(self, args...)
+	child.Stdout, child.Stderr = logFile, logFile
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("detach: start background run: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	// The job is known once its row exists; a failed start (say, the catalog is locked) is
+	// reported here rather than left in a log nobody reads.
+	deadline := time.After(30 * time.Second)
+	for {
+		_, err := cat.FindJob(ctx, id)
+		if err == nil {
+			fmt.Fprintln(a.stdout, id)
+			fmt.Fprintf(a.stderr, "job %s runs in the background (output: %s); collect it with: mapflow wait %s\n",
+				id, logFile.Name(), id)
+			return nil
+		}
+		if !errors.Is(err, catalog.ErrJobNotFound) {
+			return err
+		}
+		select {
+		case err := <-exited:
+			if _, ferr := cat.FindJob(ctx, id); ferr == nil {
+				exited <- err
+				continue
+			}
+			out, _ := os.ReadFile(logFile.Name())
+			return fmt.Errorf("detach: the background run ended before creating its job (%v):\n%s", err, out)
+		case <-deadline:
+			return fmt.Errorf("detach: the background run (pid %d) created no job in 30s; see %s",
+				child.Process.Pid, logFile.Name())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (a *app) checkCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check FILE",
+		Short: "Parse and validate a job file without running it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			job, err := lang.Load(args[0])
+			if err != nil {
+				return err
+			}
+			warnings := append(lang.Diagnostics{}, job.Warnings...)
+			lint := job.Lint()
+			warnings = append(warnings, lint...)
+			for _, w := range warnings {
+				fmt.Fprintln(a.stderr, w.Error())
+			}
+			if err := lint.Err(); err != nil {
+				return err
+			}
+			envs := make([]string, len(job.Envs))
+			for i, e := range job.Envs {
+				envs[i] = e.Name + " (" + e.Kind + ")"
+			}
+			fmt.Fprintf(a.stdout, "%s: ok: job %s, func %s, envs %v\n", args[0], job.Name, job.Func.Name, envs)
+			return nil
+		},
+	}
+}
+
+func (a *app) resumeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "resume JOB",
+		Short: "Finish a job whose driver died, re-running only tasks not Completed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, row, err := a.findJob(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			p := a.newProgress(row.Name)
+			report, err := rt.Resume(cmd.Context(), cat, newBackend, row, rt.Options{Progress: p.update})
+			p.finish()
+			return a.finishRun(report, err)
+		},
+	}
+}
+
+func (a *app) waitCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait JOB",
+		Short: "Wait for a job to end, then print its results as run does",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, row, err := a.findJob(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			for !rt.Status(row.Status).Final() {
+				if rt.DriverGone(row) {
+					return fmt.Errorf("job %s is %s but its driver (pid %d on %s) is gone; finish it with: mapflow resume %s",
+						row.ID, row.Status, row.DriverPID, row.DriverHost, row.ID)
+				}
+				select {
+				case <-cmd.Context().Done():
+					return &exitError{code: exitCanceled, err: errors.New("interrupted; the job goes on")}
+				case <-time.After(200 * time.Millisecond):
+				}
+				if row, err = cat.FindJob(cmd.Context(), row.ID); err != nil {
+					return err
+				}
+			}
+			return a.printStored(cmd.Context(), cat, row)
+		},
+	}
+}
+
+// printStored prints a finished job's outcome from the catalog, as run printed it.
+func (a *app) printStored(ctx context.Context, cat *catalog.Catalog, row *catalog.Job) error {
+	results := make([]any, row.NumTasks)
+	failed := 0
+	err := cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
+		if t.Index < len(results) && t.Status == string(rt.Completed) {
+			results[t.Index] = decodeJSON(t.Result)
+		}
+		if t.Status == string(rt.Failed) {
+			failed++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var combineErr error
+	if row.Error != "" && row.Status == string(rt.Completed) {
+		combineErr = errors.New(row.Error)
+	}
+	status := rt.Status(row.Status)
+	a.printOutcome(row.ID, row.Name, status, row.NumTasks, failed, results, decodeJSON(row.Result), combineErr)
+	switch {
+	case status == rt.Canceled:
+		return &exitError{code: exitCanceled}
+	case status != rt.Completed || combineErr != nil:
+		return &exitError{code: exitFailed}
+	}
+	return nil
+}
