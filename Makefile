@@ -1,0 +1,25 @@
+# mapflow's build and test entry points. `make test` is what CI runs (.ci/run).
+GO ?= go
+
+.PHONY: build test check fuzz bench clean
+
+build:
+	$(GO) build -o bin/mapflow ./cmd/mapflow
+
+# Everything: formatting, vet, and every test (it starts what the tests need).
+test:
+	scripts/test
+
+# Fast checks only: formatting and vet.
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test ./lang -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2m}
+
+bench:
+	bench/run
+
+clean:
+	rm -rf bin
