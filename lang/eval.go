@@ -45,6 +45,7 @@ type compiled struct {
 	src     []byte          // the whole job file, for tracebacks
 	where   string          // "func add(x, y)", "params", "combine"
 	budget  uint
+	stream  *rangeStream // for params of the form map(A..B, ...); nil otherwise
 }
 
 // evalFail is an error raised by the functions mapflow adds to expr-lang, already classified.
@@ -186,6 +187,9 @@ func (c *checker) compile(n *exprNode, kind exprKind, fn *Func) *Expr {
 		budget = funcBudget
 	}
 	e.compiled = &compiled{program: program, uses: uses, exec: isExec, src: c.f.Source, where: where, budget: budget}
+	if kind == kindParams {
+		e.compiled.stream = compileRangeStream(e.Text, v.root, func(nv *nameVisitor) []expr.Option { return exprOptions(nv, kind) })
+	}
 	return e
 }
 

@@ -44,6 +44,18 @@ func (p *Params) each(fn func(index int, set map[string]any, pos Pos) error) err
 }
 
 func (p *Params) eachList(fn func(int, map[string]any, Pos) error) error {
+	each := func(i int, el any) error {
+		set, ok := el.(map[string]any)
+		if !ok {
+			return Diagnostic{Pos: p.Pos, Summary: fmt.Sprintf("params element %d is %s, want an object like {x: 1}", i+1, article(valueType(el)))}
+		}
+		return fn(i, set, p.Pos)
+	}
+	if c := p.Expr.compiled; c != nil && c.stream != nil {
+		if ok, err := p.Expr.eachStreamed(c.stream, each); ok {
+			return err
+		}
+	}
 	v, err := p.Expr.Eval(nil)
 	if err != nil {
 		return err
@@ -53,11 +65,8 @@ func (p *Params) eachList(fn func(int, map[string]any, Pos) error) error {
 		return Diagnostic{Pos: p.Pos, Summary: fmt.Sprintf("params must be a list of objects, got %s", valueType(v)), Detail: "write a list like [{x: 1}, {x: 2}]"}
 	}
 	for i, el := range list {
-		set, ok := el.(map[string]any)
-		if !ok {
-			return Diagnostic{Pos: p.Pos, Summary: fmt.Sprintf("params element %d is %s, want an object like {x: 1}", i+1, article(valueType(el)))}
-		}
-		if err := fn(i, set, p.Pos); err != nil {
+		list[i] = nil // let the sets already handed out be collected
+		if err := each(i, el); err != nil {
 			return err
 		}
 	}

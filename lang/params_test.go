@@ -171,3 +171,54 @@ func TestLongLiteralList(t *testing.T) {
 		t.Errorf("deep nesting: %v", err)
 	}
 }
+
+// A params expression map(A..B, ...) is evaluated a chunk at a time; whatever its shape, the
+// sets, their order and their errors are those of evaluating it whole.
+func TestStreamedParamsMatchWhole(t *testing.T) {
+	n := streamChunk*2 + 7
+	tests := []struct{ name, params, err string }{
+		{"simple", fmt.Sprintf("map(1..%d, ({x: #, y: # * 2}))", n), ""},
+		{"negative bounds", "map(-5000..-1, ({x: #}))", ""},
+		{"computed bounds", fmt.Sprintf("map(10 - 9..%d * 2, ({x: # %% 7}))", n), ""},
+		{"empty", "map(5..1, ({x: #}))", ""},
+		{"single", "map(3..3, ({x: #}))", ""},
+		{"index", fmt.Sprintf("map(1..%d, ({x: #index}))", n), ""},
+		{"nested", "map(1..3, ({x: map(1..2, # * 10)}))", ""},
+		{"bad element", fmt.Sprintf("map(1..%d, # == %d ? 1 : ({x: #}))", n, n-3), fmt.Sprintf("params element %d is an int", n-3)},
+		{"runtime error", fmt.Sprintf("map(1..%d, ({x: # == %d ? 1 / 0 : #}))", n, n-1), "ZeroDivisionError"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := mustLoad(t, "func f(x) = x\nparams "+tt.params+"\n", nil)
+			var streamed []map[string]any
+			errStreamed := j.Params.Each(func(_ int, set map[string]any) error {
+				streamed = append(streamed, set)
+				return nil
+			})
+			j.Params.Expr.compiled.stream = nil
+			var whole []map[string]any
+			errWhole := j.Params.Each(func(_ int, set map[string]any) error {
+				whole = append(whole, set)
+				return nil
+			})
+			if errWhole != nil {
+				// Like a params file, a stream hands out the sets before the failing one.
+				for i, set := range streamed {
+					if set["x"] != i+1 {
+						t.Fatalf("streamed set %d is %v before the error", i, set)
+					}
+				}
+				streamed, whole = nil, nil
+			}
+			if diff := cmp.Diff(whole, streamed); diff != "" {
+				t.Errorf("streamed sets differ from whole (-whole +streamed):\n%s", diff)
+			}
+			if fmt.Sprint(errWhole) != fmt.Sprint(errStreamed) {
+				t.Errorf("errors differ: whole %v, streamed %v", errWhole, errStreamed)
+			}
+			if tt.err == "" && errWhole != nil || tt.err != "" && (errWhole == nil || !strings.Contains(errWhole.Error(), tt.err)) {
+				t.Errorf("error %v, want %q", errWhole, tt.err)
+			}
+		})
+	}
+}
