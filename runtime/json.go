@@ -71,11 +71,23 @@ func AppendJSON(b []byte, v any) ([]byte, error) {
 	case json.RawMessage:
 		return append(b, v...), nil
 	}
-	enc, err := json.Marshal(v)
+	enc, err := marshalPlain(v)
 	if err != nil {
 		return b, err
 	}
 	return append(b, enc...), nil
+}
+
+// marshalPlain is json.Marshal without its HTML escaping: the catalog keeps "<b>" as written,
+// not as "\u003cb\u003e", so SQL over it finds what the user wrote.
+func marshalPlain(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // MarshalJSON encodes v as AppendJSON does.
@@ -110,8 +122,8 @@ func appendFloat(b []byte, f float64, bits int) ([]byte, error) {
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			enc, _ := json.Marshal(s) // a string always encodes
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			enc, _ := marshalPlain(s) // a string always encodes
 			return append(b, enc...)
 		}
 	}

@@ -127,6 +127,7 @@ in an SQLite catalog that "mapflow sql" queries.`,
 		a.logsCommand(),
 		a.errorCommand(),
 		a.resumeCommand(),
+		a.reportCommand(),
 		a.versionCommand(),
 	)
 	for _, c := range root.Commands() {

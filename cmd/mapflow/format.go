@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	rt "github.com/mapflow/mapflow/runtime"
 )
 
 // formatValue writes a JSON-like value the way people read it: JSON with a space after each
@@ -34,7 +36,7 @@ func writeValue(b *strings.Builder, v any) {
 			b.WriteString(strconv.Quote(strconv.FormatFloat(x, 'g', -1, 64)))
 			return
 		}
-		enc, _ := json.Marshal(x)
+		enc, _ := rt.MarshalJSON(x)
 		b.Write(enc)
 	case []any:
 		b.WriteByte('[')
@@ -56,14 +58,14 @@ func writeValue(b *strings.Builder, v any) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			enc, _ := json.Marshal(k)
+			enc, _ := rt.MarshalJSON(k)
 			b.Write(enc)
 			b.WriteString(": ")
 			writeValue(b, x[k])
 		}
 		b.WriteByte('}')
 	default:
-		enc, err := json.Marshal(x)
+		enc, err := rt.MarshalJSON(x)
 		if err != nil {
 			fmt.Fprintf(b, "%q", fmt.Sprint(x))
 			return
@@ -102,6 +104,8 @@ func formatResults(results []any) string {
 type table struct {
 	cols []string
 	rows [][]string
+	// numeric names the columns that JSON gives as numbers; in JSON an empty cell is null.
+	numeric map[string]bool
 }
 
 // write prints t in the named format: table, csv or json.
@@ -124,19 +128,33 @@ func (t *table) write(w io.Writer, format string) error {
 		cw.WriteAll(t.rows)
 		return cw.Error()
 	case "json":
-		out := make([]map[string]string, len(t.rows))
+		out := make([]map[string]any, len(t.rows))
 		for i, r := range t.rows {
-			m := make(map[string]string, len(t.cols))
+			m := make(map[string]any, len(t.cols))
 			for j, c := range t.cols {
-				m[c] = r[j]
+				m[c] = t.jsonCell(c, r[j])
 			}
 			out[i] = m
 		}
 		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
 	return usageErr("unknown format %q: use table, csv or json", format)
+}
+
+// jsonCell is a cell's JSON value: null when empty, a number in a numeric column.
+func (t *table) jsonCell(col, cell string) any {
+	if cell == "" {
+		return nil
+	}
+	if t.numeric[col] {
+		if f, err := strconv.ParseFloat(cell, 64); err == nil {
+			return f
+		}
+	}
+	return cell
 }
 
 // oneLine fits a multi-line cell (a traceback) on one table line.

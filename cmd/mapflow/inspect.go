@@ -166,7 +166,7 @@ func (a *app) metricsCommand() *cobra.Command {
 				return err
 			}
 			defer cat.Close()
-			t := &table{cols: metricsCols}
+			t := &table{cols: metricsCols, numeric: map[string]bool{"run_time": true}}
 			err = cat.Tasks(cmd.Context(), row.ID, func(task *catalog.Task) error {
 				runTime := ""
 				if !task.Start.IsZero() && !task.End.IsZero() {

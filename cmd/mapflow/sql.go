@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mapflow/mapflow/catalog"
+	rt "github.com/mapflow/mapflow/runtime"
 )
 
 func (a *app) sqlCommand() *cobra.Command {
@@ -28,6 +30,9 @@ func (a *app) sqlCommand() *cobra.Command {
 			cols, rows, err := r.Query(cmd.Context(), strings.Join(args, " "))
 			if err != nil {
 				return &exitError{code: exitBadInput, err: err}
+			}
+			if format == "json" {
+				return writeJSONRows(a.stdout, cols, rows)
 			}
 			t := &table{cols: cols}
 			for _, row := range rows {
@@ -56,4 +61,42 @@ func sqlCell(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// writeJSONRows prints query rows as a JSON list of objects with the columns in query order
+// and SQL's own types: NULL is null, integers and reals are numbers, text and blobs strings.
+func writeJSONRows(w io.Writer, cols []string, rows [][]any) error {
+	var b []byte
+	b = append(b, '[')
+	for i, row := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n  {"...)
+		for j, c := range cols {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			v := row[j]
+			if blob, ok := v.([]byte); ok {
+				v = string(blob)
+			}
+			var err error
+			b = append(b, "\n    "...)
+			if b, err = rt.AppendJSON(b, c); err != nil {
+				return err
+			}
+			b = append(b, ": "...)
+			if b, err = rt.AppendJSON(b, v); err != nil {
+				return err
+			}
+		}
+		b = append(b, "\n  }"...)
+	}
+	if len(rows) > 0 {
+		b = append(b, '\n')
+	}
+	b = append(b, "]\n"...)
+	_, err := w.Write(b)
+	return err
 }
