@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -193,8 +194,35 @@ func (a *app) versionCommand() *cobra.Command {
 		Short: "Print mapflow's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(a.stdout, "mapflow %s\n", version)
+			fmt.Fprintf(a.stdout, "mapflow %s\n", versionString())
 			return nil
 		},
 	}
+}
+
+// versionString is the release version set at link time, else what the Go toolchain recorded:
+// the module version, or the git commit the binary was built from.
+func versionString() string {
+	info, ok := debug.ReadBuildInfo()
+	if version != "dev" || !ok {
+		return version
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	return "dev (" + shortHash(rev) + modified + ", " + info.GoVersion + ")"
 }
