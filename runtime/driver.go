@@ -53,6 +53,8 @@ type Report struct {
 	NumTasks int
 	// NumFailed counts the tasks that failed in this run.
 	NumFailed int
+	// NumDone counts the tasks Completed, in this run or (resumed) an earlier one.
+	NumDone int
 	// MapResults holds every task's result in params order; nil for a task that failed or
 	// did not run.
 	MapResults []any
@@ -254,6 +256,7 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 		Name:       d.row.Name,
 		NumTasks:   rec.total,
 		NumFailed:  rec.failed,
+		NumDone:    rec.earlierDone + rec.finished - rec.failed - rec.canceled,
 		MapResults: rec.results,
 	}
 	var errs []string

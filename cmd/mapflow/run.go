@@ -80,8 +80,8 @@ func (a *app) finishRun(report *rt.Report, err error) error {
 		}
 		return err
 	}
-	a.printOutcome(report.JobID, report.Name, report.Status, report.NumTasks, report.NumFailed,
-		report.MapResults, report.Combined, report.CombineErr)
+	a.printOutcome(report.JobID, report.Name, report.Status, report.NumTasks, report.NumDone,
+		report.NumFailed, report.MapResults, report.Combined, report.CombineErr)
 	if err != nil {
 		return err
 	}
@@ -99,15 +99,15 @@ func (a *app) finishRun(report *rt.Report, err error) error {
 }
 
 // printOutcome prints the map results and combined result on stdout and a summary on stderr.
-func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numFailed int,
+func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone, numFailed int,
 	results []any, combined any, combineErr error) {
 	fmt.Fprintf(a.stdout, "map results: %s\n", formatResults(results))
 	switch {
 	case combineErr != nil:
 		fmt.Fprintf(a.stdout, "result: error: %v\n", combineErr)
-	case numFailed > 0 || status == rt.Canceled:
+	case numDone < numTasks:
 		fmt.Fprintf(a.stdout, "result: %s (partial: %d of %d tasks did not complete)\n",
-			formatValue(combined), numTasks-countCompleted(results, numTasks, numFailed, status), numTasks)
+			formatValue(combined), numTasks-numDone, numTasks)
 	default:
 		fmt.Fprintf(a.stdout, "result: %s\n", formatValue(combined))
 	}
@@ -120,20 +120,6 @@ func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numFaile
 		fmt.Fprintf(a.stderr, "job %s: %d of %d tasks failed (see: mapflow metrics %s)\n",
 			id, numFailed, numTasks, name)
 	}
-}
-
-// countCompleted is the number of tasks that completed, given the job's counts.
-func countCompleted(results []any, numTasks, numFailed int, status rt.Status) int {
-	if status != rt.Canceled {
-		return numTasks - numFailed
-	}
-	n := 0
-	for _, r := range results {
-		if r != nil {
-			n++
-		}
-	}
-	return n
 }
 
 // detach starts `mapflow run` as a background process of its own session and prints the id of
@@ -285,10 +271,11 @@ func (a *app) waitCommand() *cobra.Command {
 // printStored prints a finished job's outcome from the catalog, as run printed it.
 func (a *app) printStored(ctx context.Context, cat *catalog.Catalog, row *catalog.Job) error {
 	results := make([]any, row.NumTasks)
-	failed := 0
+	failed, done := 0, 0
 	err := cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
 		if t.Index < len(results) && t.Status == string(rt.Completed) {
 			results[t.Index] = decodeJSON(t.Result)
+			done++
 		}
 		if t.Status == string(rt.Failed) {
 			failed++
@@ -303,7 +290,7 @@ func (a *app) printStored(ctx context.Context, cat *catalog.Catalog, row *catalo
 		combineErr = errors.New(row.Error)
 	}
 	status := rt.Status(row.Status)
-	a.printOutcome(row.ID, row.Name, status, row.NumTasks, failed, results, decodeJSON(row.Result), combineErr)
+	a.printOutcome(row.ID, row.Name, status, row.NumTasks, done, failed, results, decodeJSON(row.Result), combineErr)
 	switch {
 	case status == rt.Canceled:
 		return &exitError{code: exitCanceled}
