@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -112,7 +113,8 @@ type table struct {
 func (t *table) write(w io.Writer, format string) error {
 	switch format {
 	case "", "table":
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		var buf bytes.Buffer
+		tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, strings.Join(t.cols, "\t"))
 		for _, r := range t.rows {
 			cells := make([]string, len(r))
@@ -121,7 +123,16 @@ func (t *table) write(w io.Writer, format string) error {
 			}
 			fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		// Empty last cells leave spaces at the ends of lines.
+		lines := bytes.Split(buf.Bytes(), []byte("\n"))
+		for i, l := range lines {
+			lines[i] = bytes.TrimRight(l, " ")
+		}
+		_, err := w.Write(bytes.Join(lines, []byte("\n")))
+		return err
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write(t.cols)
