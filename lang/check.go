@@ -24,6 +24,9 @@ type checker struct {
 	first map[string]Pos // the first statement of each kind that may appear once
 	// misspelled holds the keywords that unknown statements were taken for.
 	misspelled map[string]bool
+	// staged: the job's files are not beside the job file (a remote worker), so none is
+	// looked for.
+	staged bool
 }
 
 func (c *checker) errorf(pos Pos, detail, format string, args ...any) {
@@ -37,7 +40,14 @@ func (c *checker) warnf(pos Pos, detail, format string, args ...any) {
 // Check validates a parsed file and compiles its expressions. Relative paths (ship, params
 // files) resolve against the file's directory. Its error is a Diagnostics holding every
 // problem found; warnings are in Job.Warnings.
-func Check(f *File) (*Job, error) {
+func Check(f *File) (*Job, error) { return check(f, false) }
+
+// CheckStaged checks a job file whose shipped and params files are not beside it: on a remote
+// worker, which runs tasks the driver planned and finds the shipped files in its staging
+// directory. It reports what Check does, except for files it cannot look at.
+func CheckStaged(f *File) (*Job, error) { return check(f, true) }
+
+func check(f *File, staged bool) (*Job, error) {
 	if f == nil || f.syntax == nil {
 		return nil, Diagnostics{{Summary: "nothing to check: the file was not parsed"}}
 	}
@@ -45,7 +55,7 @@ func Check(f *File) (*Job, error) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	c := &checker{f: f, dir: dir, first: map[string]Pos{}, misspelled: map[string]bool{}}
+	c := &checker{f: f, dir: dir, first: map[string]Pos{}, misspelled: map[string]bool{}, staged: staged}
 	name := strings.TrimSuffix(filepath.Base(f.Filename), ".mf")
 	c.job = &Job{Name: name, Filename: f.Filename, Source: f.Source}
 
@@ -422,7 +432,7 @@ func (c *checker) checkShip(s *shipStmt) {
 			c.errorf(p.Pos, "", "bad string: %v", err)
 			continue
 		}
-		ship, detail, problem := resolveShip(c.dir, rel)
+		ship, detail, problem := resolveShip(c.dir, rel, c.staged)
 		if problem != "" {
 			c.errorf(p.Pos, detail, "%s", problem)
 			continue
@@ -432,8 +442,8 @@ func (c *checker) checkShip(s *shipStmt) {
 	}
 }
 
-// resolveShip checks that a shipped path stays inside dir and exists.
-func resolveShip(dir, rel string) (Ship, string, string) {
+// resolveShip checks that a shipped path stays inside dir and, unless staged, exists.
+func resolveShip(dir, rel string, staged bool) (Ship, string, string) {
 	const inside = "shipped files must be inside the job file's directory, named relative to it"
 	switch {
 	case rel == "":
@@ -446,6 +456,9 @@ func resolveShip(dir, rel string) (Ship, string, string) {
 		return Ship{}, inside, fmt.Sprintf("ship path %q escapes the job file's directory", rel)
 	}
 	abs := filepath.Join(dir, clean)
+	if staged {
+		return Ship{Path: rel, Abs: abs}, "", ""
+	}
 	if _, err := os.Stat(abs); err != nil {
 		return Ship{}, "looked for " + abs, fmt.Sprintf("cannot ship %q: %v", rel, unwrapPathError(err))
 	}
@@ -586,6 +599,9 @@ func (c *checker) checkParamsFile(n *exprNode) string {
 	path := rel
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(c.dir, filepath.FromSlash(rel))
+	}
+	if c.staged {
+		return path
 	}
 	if st, err := os.Stat(path); err != nil {
 		c.errorf(n.Pos, "looked for "+path+"; relative paths start at the job file's directory", "cannot read params file %q: %v", rel, unwrapPathError(err))

@@ -130,7 +130,7 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	var earlier doneSet
 	err = cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
 		if t.Status == string(Completed) {
-			earlier.add(t.Index, decodeJSON(t.Result))
+			earlier.add(t.Index, DecodeJSON(t.Result))
 		}
 		return nil
 	})

@@ -198,7 +198,7 @@ func (e *Executor) runAttempt(ctx context.Context, cmd *lang.Command, t Task, at
 			line = buf.Bytes()
 		}
 		res.ValueJSON = line
-		res.Value = decodeJSON(line)
+		res.Value = DecodeJSON(line)
 	default:
 		res.Value = string(line)
 		res.ValueJSON, _ = MarshalJSON(res.Value)

@@ -132,8 +132,8 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// decodeJSON decodes a stored JSON value; nil or invalid bytes give nil.
-func decodeJSON(data []byte) any {
+// DecodeJSON decodes a stored JSON value, integers as int; nil or invalid bytes give nil.
+func DecodeJSON(data []byte) any {
 	if len(data) == 0 {
 		return nil
 	}

@@ -41,7 +41,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestDecodeJSONNumbers(t *testing.T) {
-	v := decodeJSON([]byte(`{"a": 40, "b": 2.5, "c": [1, null]}`))
+	v := DecodeJSON([]byte(`{"a": 40, "b": 2.5, "c": [1, null]}`))
 	m := v.(map[string]any)
 	if m["a"] != 40 || m["b"] != 2.5 || m["c"].([]any)[0] != 1 {
 		t.Errorf("decodeJSON = %#v", v)

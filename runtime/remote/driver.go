@@ -1,0 +1,261 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/mapflow/mapflow/lang"
+	rt "github.com/mapflow/mapflow/runtime"
+)
+
+// Driver defaults.
+const (
+	// DefaultPoll is how often the driver looks for new results.
+	DefaultPoll = 250 * time.Millisecond
+	// stageDelay is how long a partly filled chunk waits for more tasks before it is staged,
+	// so that a slow planner still feeds the workers.
+	stageDelay = 200 * time.Millisecond
+)
+
+// Driver is the driver's side of a staged job: it writes the manifest, the shipped files and
+// the tasks to Store, and reports the results the workers write back.
+type Driver struct {
+	Store Store
+	// JobID names the staging (the manifest's job_id).
+	JobID string
+	// ChunkSize is the number of tasks in a chunk, the unit a worker claims; 0 picks one from
+	// the function: 8 for programs, 500 for expressions.
+	ChunkSize int
+	// Threads is how many tasks each worker runs at once; 0 is one per CPU of its machine.
+	Threads int
+	// Poll is how often results are looked for; 0 is DefaultPoll.
+	Poll time.Duration
+	// Watch, when set, is called at every poll; an error ends Run with that error (the
+	// cluster lost the application, every host died).
+	Watch func(ctx context.Context) error
+}
+
+// Stage writes the manifest and shipped files: what workers need before any task.
+func (d *Driver) Stage(ctx context.Context, job *lang.Job, env *lang.Env) error {
+	m := Manifest{JobID: d.JobID, ScriptPath: job.Filename, Script: string(job.Source), Env: env.Name, Threads: d.Threads}
+	for _, s := range job.Ship {
+		err := filepath.WalkDir(s.Abs, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(s.Abs, p)
+			if err != nil {
+				return err
+			}
+			name := filepath.ToSlash(filepath.Join(filepath.FromSlash(s.Path), rel))
+			info, err := e.Info()
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := d.Store.Put(ctx, shipDir+"/"+name, data); err != nil {
+				return err
+			}
+			m.Ship = append(m.Ship, ShipFile{Path: name, Mode: info.Mode().Perm()})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("stage shipped %q: %w", s.Path, err)
+		}
+	}
+	data, err := encodeLines([]Manifest{m})
+	if err != nil {
+		return err
+	}
+	if err := d.Store.Put(ctx, manifestName, data); err != nil {
+		return fmt.Errorf("stage the manifest: %w", err)
+	}
+	return nil
+}
+
+// Run stages every task received on tasks, in chunks, and reports each result the workers
+// write back, until every received task has finished (nil), ctx ends (its error, after telling
+// the workers to stop), or Watch fails. Call Stage first, and start the workers.
+func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
+	size := d.ChunkSize
+	if size <= 0 {
+		size = 500
+		if job.Func.IsExec() {
+			size = 8
+		}
+	}
+	poll := d.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	staged := make(chan int, 1) // tasks staged so far, sent when planning ends
+	stageErr := make(chan error, 1)
+	go func() { stageErr <- d.stage(ctx, tasks, size, staged) }()
+
+	seen := map[string]bool{}
+	done := map[int]bool{}
+	total := -1
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.cancel()
+			return ctx.Err()
+		case err := <-stageErr:
+			if err != nil {
+				d.cancel()
+				return err
+			}
+			stageErr = nil
+		case n := <-staged:
+			total = n
+		case <-tick.C:
+		}
+		if err := d.collect(ctx, seen, done, r); err != nil {
+			return err
+		}
+		if total >= 0 && len(done) >= total {
+			return nil
+		}
+		if d.Watch != nil {
+			if err := d.Watch(ctx); err != nil {
+				if ctx.Err() != nil {
+					continue
+				}
+				// The workers may have written their last results just before they ended.
+				if cerr := d.collect(ctx, seen, done, r); cerr == nil && total >= 0 && len(done) >= total {
+					return nil
+				}
+				d.cancel()
+				return err
+			}
+		}
+	}
+}
+
+// stage writes the tasks in chunks, then END, and sends how many tasks it staged.
+func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, staged chan<- int) error {
+	var chunk []taskLine
+	n, count := 0, 0
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		data, err := encodeLines(chunk)
+		if err != nil {
+			return err
+		}
+		if err := d.Store.Put(ctx, chunkObject(n), data); err != nil {
+			return fmt.Errorf("stage tasks: %w", err)
+		}
+		n++
+		count += len(chunk)
+		chunk = chunk[:0]
+		return nil
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case t, ok := <-tasks:
+			if !ok {
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := d.Store.Put(ctx, endName, []byte(strconv.Itoa(n))); err != nil {
+					return fmt.Errorf("stage tasks: %w", err)
+				}
+				staged <- count
+				return nil
+			}
+			if len(chunk) == 0 {
+				timer.Reset(stageDelay)
+			}
+			params := t.ParamsJSON
+			if params == nil {
+				var err error
+				if params, err = rt.MarshalJSON(t.Params); err != nil {
+					return fmt.Errorf("task %s: params: %w", t.Name, err)
+				}
+			}
+			chunk = append(chunk, taskLine{Index: t.Index, Name: t.Name, Attempt: t.Attempt, Params: params})
+			if len(chunk) >= size {
+				timer.Stop()
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-timer.C:
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// collect reads the result objects not read before and reports their records.
+func (d *Driver) collect(ctx context.Context, seen map[string]bool, done map[int]bool, r rt.Reporter) error {
+	names, err := d.Store.List(ctx, resultsDir)
+	if err != nil {
+		return fmt.Errorf("list results: %w", err)
+	}
+	for _, name := range names {
+		if seen[name] {
+			continue
+		}
+		if _, _, ok := parseRunName(name); !ok {
+			continue
+		}
+		data, err := d.Store.Get(ctx, resultsDir+"/"+name)
+		if err != nil {
+			return fmt.Errorf("read results %s: %w", name, err)
+		}
+		lines, err := decodeLines[resultLine](data)
+		if err != nil {
+			return fmt.Errorf("read results %s: %w", name, err)
+		}
+		seen[name] = true
+		for i := range lines {
+			l := &lines[i]
+			if done[l.Index] {
+				continue // a run of a worker thought lost finished after all
+			}
+			kind := rt.TaskFinished
+			if l.Retry {
+				kind = rt.TaskRetrying
+			} else {
+				done[l.Index] = true
+			}
+			r.Report(rt.Event{Kind: kind, Result: l.result()})
+		}
+	}
+	return nil
+}
+
+// cancel tells the workers to stop; it outlives the run's context.
+func (d *Driver) cancel() {
+	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	_ = d.Store.Put(ctx, cancelName, []byte("canceled"))
+}
+
+// MarkLost records that worker id died, so its unfinished chunks are run again.
+func MarkLost(ctx context.Context, s Store, id string) error {
+	err := s.Create(ctx, lostDir+"/"+id, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	if errors.Is(err, ErrExist) {
+		return nil
+	}
+	return err
+}

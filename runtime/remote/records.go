@@ -1,0 +1,152 @@
+package remote
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	rt "github.com/mapflow/mapflow/runtime"
+)
+
+// Object names in a staging directory.
+const (
+	manifestName = "job.json"
+	shipDir      = "ship"
+	tasksDir     = "tasks"
+	endName      = "tasks/END"
+	claimsDir    = "claims"
+	resultsDir   = "results"
+	lostDir      = "lost"
+	cancelName   = "cancel"
+)
+
+// Manifest describes a staged job to its workers.
+type Manifest struct {
+	JobID      string     `json:"job_id"`
+	ScriptPath string     `json:"script_path"` // the job file as the user named it, for tracebacks
+	Script     string     `json:"script"`      // its text
+	Env        string     `json:"env"`         // the env block the job runs in
+	Ship       []ShipFile `json:"ship"`        // shipped files, under ship/
+	// Threads is how many tasks a worker runs at once; 0 is one per CPU.
+	Threads int `json:"threads,omitempty"`
+}
+
+// ShipFile is a shipped file: its path as the job file names it, and its permission bits.
+type ShipFile struct {
+	Path string      `json:"path"`
+	Mode fs.FileMode `json:"mode"`
+}
+
+// taskLine is one task in a chunk.
+type taskLine struct {
+	Index   int             `json:"i"`
+	Name    string          `json:"n"`
+	Attempt int             `json:"a,omitempty"` // attempts made before this chunk was staged
+	Params  json.RawMessage `json:"p"`
+}
+
+// resultLine is one attempt's outcome. Retry marks an attempt after which the task was tried
+// again; the last line of a task is its final outcome.
+type resultLine struct {
+	Index     int             `json:"i"`
+	Attempt   int             `json:"a"`
+	Retry     bool            `json:"retry,omitempty"`
+	Status    rt.Status       `json:"s"`
+	Host      string          `json:"h,omitempty"`
+	Start     int64           `json:"t0"` // Unix nanoseconds
+	End       int64           `json:"t1"`
+	Value     json.RawMessage `json:"v,omitempty"`
+	Exception string          `json:"e,omitempty"`
+	Message   string          `json:"m,omitempty"`
+	Traceback string          `json:"tb,omitempty"`
+	ExitCode  *int            `json:"x,omitempty"`
+	Stdout    []byte          `json:"o,omitempty"`
+	Stderr    []byte          `json:"r,omitempty"`
+}
+
+func chunkName(n int) string { return fmt.Sprintf("%08d", n) }
+
+func chunkObject(n int) string { return tasksDir + "/" + chunkName(n) + ".jsonl" }
+
+func claimObject(n, run int) string { return claimsDir + "/" + chunkName(n) + "." + strconv.Itoa(run) }
+
+func resultObject(n, run int) string {
+	return resultsDir + "/" + chunkName(n) + "." + strconv.Itoa(run) + ".jsonl"
+}
+
+// parseRunName reads "NNNNNNNN.K" (a claim) or "NNNNNNNN.K.jsonl" (results).
+func parseRunName(name string) (chunk, run int, ok bool) {
+	name = strings.TrimSuffix(name, ".jsonl")
+	c, r, found := strings.Cut(name, ".")
+	if !found {
+		return 0, 0, false
+	}
+	chunk, err1 := strconv.Atoi(c)
+	run, err2 := strconv.Atoi(r)
+	return chunk, run, err1 == nil && err2 == nil && run > 0
+}
+
+func encodeLines[T any](lines []T) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for i := range lines {
+		if err := enc.Encode(&lines[i]); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeLines[T any](data []byte) ([]T, error) {
+	var out []T
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<30)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out = append(out, v)
+	}
+	return out, sc.Err()
+}
+
+// toLine records a Result.
+func toLine(r *rt.Result, retry bool) resultLine {
+	l := resultLine{Index: r.Index, Attempt: r.Attempt, Retry: retry, Status: r.Status, Host: r.Host,
+		Start: r.Start.UnixNano(), End: r.End.UnixNano(), Exception: r.Exception, Message: r.Message,
+		Traceback: r.Traceback, ExitCode: r.ExitCode, Stdout: r.Stdout, Stderr: r.Stderr}
+	if r.Status == rt.Completed {
+		l.Value = r.ValueJSON
+		if l.Value == nil {
+			l.Value, _ = rt.MarshalJSON(r.Value)
+		}
+		if l.Value == nil {
+			l.Value = json.RawMessage("null")
+		}
+	}
+	return l
+}
+
+// result turns a recorded line back into a Result for the driver.
+func (l *resultLine) result() *rt.Result {
+	r := rt.NewResult()
+	r.Index, r.Attempt, r.Status, r.Host = l.Index, l.Attempt, l.Status, l.Host
+	r.Start, r.End = time.Unix(0, l.Start), time.Unix(0, l.End)
+	r.Exception, r.Message, r.Traceback, r.ExitCode = l.Exception, l.Message, l.Traceback, l.ExitCode
+	r.Stdout, r.Stderr = l.Stdout, l.Stderr
+	if l.Status == rt.Completed {
+		r.ValueJSON = l.Value
+		r.Value = rt.DecodeJSON(l.Value)
+	}
+	return r
+}

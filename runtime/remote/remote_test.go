@@ -1,0 +1,71 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/mapflow/mapflow/lang"
+	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/backendtest"
+)
+
+// dirBackend runs a job through the staging protocol with workers in goroutines sharing a
+// DirStore: the driver and worker code of the distributed backends, without a cluster.
+type dirBackend struct {
+	t       *testing.T
+	workers int
+
+	mu      sync.Mutex
+	store   DirStore
+	running map[string]context.CancelFunc // live workers by id
+}
+
+func (b *dirBackend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan rt.Task, r rt.Reporter) error {
+	b.mu.Lock()
+	b.store = DirStore(b.t.TempDir())
+	b.running = map[string]context.CancelFunc{}
+	b.mu.Unlock()
+	d := &Driver{Store: b.store, JobID: "test", ChunkSize: 3, Threads: 1, Poll: 20e6}
+	if err := d.Stage(ctx, job, env); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for i := range b.workers {
+		id := fmt.Sprintf("w%d", i)
+		wctx, cancel := context.WithCancel(ctx)
+		b.mu.Lock()
+		b.running[id] = cancel
+		b.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &Worker{Store: b.store, ID: id, Host: "host-" + id, Dir: b.t.TempDir(), Threads: 1, Poll: 20e6}
+			if err := w.Run(wctx); err != nil && wctx.Err() == nil && err != ErrCanceled {
+				b.t.Errorf("worker %s: %v", id, err)
+			}
+		}()
+	}
+	defer wg.Wait()
+	return d.Run(ctx, job, tasks, r)
+}
+
+// lose stops a worker that holds a claim, as a killed process would, and marks it lost.
+func (b *dirBackend) lose(t *testing.T) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, cancel := range b.running {
+		cancel()
+		delete(b.running, id)
+		if err := MarkLost(context.Background(), b.store, id); err != nil {
+			t.Error(err)
+		}
+		return
+	}
+}
+
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) rt.Backend { return &dirBackend{t: t, workers: 3} },
+		backendtest.Options{LoseWorker: func(t *testing.T, b rt.Backend) { b.(*dirBackend).lose(t) }})
+}

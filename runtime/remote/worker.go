@@ -1,0 +1,334 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mapflow/mapflow/lang"
+	rt "github.com/mapflow/mapflow/runtime"
+)
+
+// ErrCanceled is what Worker.Run returns when the driver canceled the job.
+var ErrCanceled = errors.New("the job was canceled")
+
+// Worker runs a staged job's tasks: the body of `mapflow worker`.
+type Worker struct {
+	Store Store
+	// ID names this worker in its claims (a YARN container id, an EC2 instance id); it must
+	// be unique among the job's workers.
+	ID string
+	// Host is recorded as the host of every task it runs.
+	Host string
+	// Dir is a directory of its own for the shipped files and the tasks' working directories.
+	Dir string
+	// Threads is how many chunks it runs at once; 0 takes the manifest's, else one per CPU.
+	Threads int
+	// Poll is how often it looks for new chunks and for a cancel; 0 is DefaultPoll.
+	Poll time.Duration
+	// Log, when set, receives a line per chunk.
+	Log io.Writer
+}
+
+// Run claims and runs chunks until none is left to claim, then returns nil; ErrCanceled when
+// the job was canceled; another error when the staging cannot be read or written.
+func (w *Worker) Run(ctx context.Context) error {
+	data, err := w.Store.Get(ctx, manifestName)
+	if err != nil {
+		return fmt.Errorf("worker %s: read the job's manifest: %w", w.ID, err)
+	}
+	ms, err := decodeLines[Manifest](data)
+	if err != nil || len(ms) != 1 {
+		return fmt.Errorf("worker %s: bad manifest: %v", w.ID, err)
+	}
+	m := ms[0]
+	f, err := lang.Parse(m.ScriptPath, []byte(m.Script))
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", w.ID, err)
+	}
+	job, err := lang.CheckStaged(f)
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", w.ID, err)
+	}
+	ship := filepath.Join(w.Dir, "ship")
+	for _, s := range m.Ship {
+		data, err := w.Store.Get(ctx, shipDir+"/"+s.Path)
+		if err != nil {
+			return fmt.Errorf("worker %s: fetch shipped %s: %w", w.ID, s.Path, err)
+		}
+		p := filepath.Join(ship, filepath.FromSlash(s.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, data, s.Mode|0o400); err != nil {
+			return err
+		}
+	}
+	work := filepath.Join(w.Dir, "work")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return err
+	}
+	ex := &rt.Executor{Job: job, Host: w.Host, ShipDir: ship, WorkRoot: work}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go w.watchCancel(ctx, cancel)
+
+	threads := w.Threads
+	if threads <= 0 {
+		threads = m.Threads
+	}
+	if threads <= 0 {
+		threads = goruntime.NumCPU()
+	}
+	sc := &scanner{store: w.Store, id: w.ID, poll: w.poll()}
+	var wg sync.WaitGroup
+	errs := make(chan error, threads)
+	for range threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			caller := job.Func.NewCaller()
+			for {
+				chunk, run, err := sc.claim(ctx)
+				if err != nil || chunk < 0 {
+					errs <- err
+					return
+				}
+				if err := w.runChunk(ctx, ex, caller, chunk, run); err != nil {
+					errs <- err
+					cancel(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if errors.Is(context.Cause(ctx), ErrCanceled) {
+		return ErrCanceled
+	}
+	for err := range errs {
+		if err != nil {
+			return fmt.Errorf("worker %s: %w", w.ID, err)
+		}
+	}
+	return nil
+}
+
+func (w *Worker) poll() time.Duration {
+	if w.Poll > 0 {
+		return w.Poll
+	}
+	return DefaultPoll
+}
+
+// watchCancel cancels ctx with ErrCanceled once the driver writes the cancel object.
+func (w *Worker) watchCancel(ctx context.Context, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(w.poll())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := w.Store.Get(ctx, cancelName); err == nil {
+				cancel(ErrCanceled)
+				return
+			}
+		}
+	}
+}
+
+// runChunk runs the tasks of a claimed chunk and writes their results in one object.
+func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Caller, chunk, run int) error {
+	data, err := w.Store.Get(ctx, chunkObject(chunk))
+	if err != nil {
+		return fmt.Errorf("read chunk %d: %w", chunk, err)
+	}
+	tasks, err := decodeLines[taskLine](data)
+	if err != nil {
+		return fmt.Errorf("read chunk %d: %w", chunk, err)
+	}
+	rec := &lineRecorder{}
+	for _, tl := range tasks {
+		if ctx.Err() != nil {
+			return nil // canceled: the driver marks what did not finish
+		}
+		params, ok := rt.DecodeJSON(tl.Params).(map[string]any)
+		if !ok {
+			params = map[string]any{}
+		}
+		// Each earlier run of this chunk was lost with its worker: one attempt each. A lost
+		// worker is not the task's fault the first time, so it may be lost once more than
+		// its retries allow before it counts as the cause.
+		lost := run - 1
+		t := rt.Task{Index: tl.Index, Name: tl.Name, Params: params, ParamsJSON: tl.Params, Attempt: tl.Attempt + lost}
+		if lost > ex.Job.Retries+1 {
+			now := time.Now()
+			rec.lines = append(rec.lines, resultLine{Index: t.Index, Attempt: t.Attempt, Status: rt.Failed,
+				Host: w.Host, Start: now.UnixNano(), End: now.UnixNano(), Exception: "WorkerLost",
+				Message: fmt.Sprintf("the worker running task %s was lost %d times (retries %d)", t.Name, lost, ex.Job.Retries)})
+			continue
+		}
+		ex.Run(ctx, caller, t, rec)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	out, err := encodeLines(rec.lines)
+	if err != nil {
+		return err
+	}
+	if err := w.Store.Put(ctx, resultObject(chunk, run), out); err != nil {
+		return fmt.Errorf("write results of chunk %d: %w", chunk, err)
+	}
+	if w.Log != nil {
+		fmt.Fprintf(w.Log, "worker %s: chunk %d run %d: %d tasks\n", w.ID, chunk, run, len(tasks))
+	}
+	return nil
+}
+
+// lineRecorder keeps the outcome of every attempt, as result lines.
+type lineRecorder struct {
+	mu    sync.Mutex
+	lines []resultLine
+}
+
+func (l *lineRecorder) Report(e rt.Event) {
+	if e.Kind == rt.TaskStarted {
+		return
+	}
+	line := toLine(e.Result, e.Kind == rt.TaskRetrying)
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+}
+
+// scanner finds chunks to claim; it is shared by a worker's threads.
+type scanner struct {
+	store Store
+	id    string
+	poll  time.Duration
+
+	mu sync.Mutex
+	// from is the first chunk that may still need a claim: every earlier one has results.
+	from int
+}
+
+// claim returns a chunk and run this worker now holds, or chunk -1 when nothing is left to
+// claim (every chunk up to END has results or a live claim) or ctx ended.
+func (s *scanner) claim(ctx context.Context) (chunk, run int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if ctx.Err() != nil {
+			return -1, 0, nil
+		}
+		st, err := s.read(ctx)
+		if err != nil {
+			return -1, 0, err
+		}
+		open := false // some chunk is claimed by a live worker and has no results yet
+		for n := s.from; n < st.chunks; n++ {
+			k := st.claims[n]
+			if st.results[n] > 0 { // a later run's claim may still be out; the first results count
+				if n == s.from {
+					s.from++
+				}
+				continue
+			}
+			if k > 0 {
+				owner, err := s.store.Get(ctx, claimObject(n, k))
+				if err != nil && !errors.Is(err, ErrNotExist) {
+					return -1, 0, err
+				}
+				if !st.lost[strings.TrimSpace(string(owner))] {
+					open = true
+					continue
+				}
+			}
+			err := s.store.Create(ctx, claimObject(n, k+1), []byte(s.id))
+			if err == nil {
+				return n, k + 1, nil
+			}
+			if !errors.Is(err, ErrExist) {
+				return -1, 0, fmt.Errorf("claim chunk %d: %w", n, err)
+			}
+			open = true // another worker took it
+		}
+		if st.end && !open {
+			return -1, 0, nil
+		}
+		if !st.end || open {
+			// Wait for more chunks, or for a claim to end (its worker may be lost).
+			select {
+			case <-ctx.Done():
+				return -1, 0, nil
+			case <-time.After(s.poll):
+			}
+		}
+	}
+}
+
+// state is what a scan of the staging directory found.
+type state struct {
+	chunks  int
+	end     bool
+	claims  map[int]int // chunk -> its latest run claimed
+	results map[int]int // chunk -> a run with results (the latest)
+	lost    map[string]bool
+}
+
+func (s *scanner) read(ctx context.Context) (*state, error) {
+	st := &state{claims: map[int]int{}, results: map[int]int{}, lost: map[string]bool{}}
+	names, err := s.store.List(ctx, tasksDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if name == "END" {
+			st.end = true
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSuffix(name, ".jsonl")); err == nil && n+1 > st.chunks {
+			st.chunks = n + 1
+		}
+	}
+	if st.end {
+		data, err := s.store.Get(ctx, endName)
+		if err != nil {
+			return nil, err
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			st.chunks = n
+		}
+	}
+	for dir, m := range map[string]map[int]int{claimsDir: st.claims, resultsDir: st.results} {
+		names, err := s.store.List(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			if c, r, ok := parseRunName(name); ok && r > m[c] {
+				m[c] = r
+			}
+		}
+	}
+	lost, err := s.store.List(ctx, lostDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range lost {
+		st.lost[id] = true
+	}
+	return st, nil
+}
