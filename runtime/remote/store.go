@@ -42,7 +42,7 @@ type DirStore string
 var _ Store = DirStore("")
 
 func (d DirStore) path(name string) string {
-	return filepath.Join(string(d), filepath.FromSlash(path.Clean("/" + name)))
+	return filepath.Join(string(d), filepath.FromSlash(path.Clean("/"+name)))
 }
 
 // Put writes name through a temporary file and a rename, so readers never see half of it.
