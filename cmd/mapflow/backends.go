@@ -2,10 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net/url"
+	"os"
 
+	"github.com/mapflow/mapflow/backends/hadoop"
 	"github.com/mapflow/mapflow/backends/local"
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/remote"
 )
 
 // newBackend builds the backend for an env block. Every backend is wired here and only here.
@@ -22,4 +26,28 @@ func newBackend(env *lang.Env) (rt.Backend, error) {
 			"%s: env %s is of kind %s, which this build of mapflow cannot run yet; pick a local env with --env",
 			env.Pos, env.Name, env.Kind)}
 	}
+}
+
+// openStore opens the staging store a worker is pointed at: hdfs://NAMENODE/dir (user from
+// $HADOOP_USER_NAME, else the login name) or file:///dir.
+func openStore(raw string) (remote.Store, func(), error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, nil, usageErr("--store %q: %v", raw, err)
+	}
+	switch u.Scheme {
+	case "file":
+		return remote.DirStore(u.Path), func() {}, nil
+	case "hdfs":
+		user := os.Getenv("HADOOP_USER_NAME")
+		if user == "" {
+			user = os.Getenv("USER")
+		}
+		s, err := hadoop.OpenStore(u.Host, user, u.Path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Close() }, nil
+	}
+	return nil, nil, usageErr("--store %q: use hdfs://NAMENODE:PORT/dir or file:///dir", raw)
 }

@@ -129,6 +129,7 @@ in an SQLite catalog that "mapflow sql" queries.`,
 		a.errorCommand(),
 		a.resumeCommand(),
 		a.reportCommand(),
+		a.workerCommand(),
 		a.versionCommand(),
 	)
 	for _, c := range root.Commands() {

@@ -1,0 +1,122 @@
+package hadoop
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+
+	"github.com/colinmarc/hdfs/v2"
+
+	"github.com/mapflow/mapflow/runtime/remote"
+)
+
+// Store is a remote.Store in an HDFS directory. Objects are files; Put writes a temporary
+// file and renames it over the name, Create relies on the NameNode refusing to create a file
+// that exists.
+type Store struct {
+	c    *hdfs.Client
+	root string
+}
+
+var _ remote.Store = (*Store)(nil)
+
+// OpenStore connects to the NameNode at namenode (host:port) as user and returns the Store
+// rooted at dir.
+func OpenStore(namenode, user, dir string) (*Store, error) {
+	c, err := hdfs.NewClient(hdfs.ClientOptions{Addresses: []string{namenode}, User: user})
+	if err != nil {
+		return nil, fmt.Errorf("hdfs %s: %w", namenode, err)
+	}
+	return &Store{c: c, root: path.Clean(dir)}, nil
+}
+
+// Client is the store's HDFS client.
+func (s *Store) Client() *hdfs.Client { return s.c }
+
+// Close closes the connection.
+func (s *Store) Close() error { return s.c.Close() }
+
+func (s *Store) path(name string) string { return path.Join(s.root, path.Clean("/"+name)) }
+
+// write writes data to a new file p, creating its directory when missing. The NameNode
+// refuses to create a file that exists (or is being created): the error wraps fs.ErrExist.
+// Files get the cluster's default replication and block size; privacy comes from the job
+// directory's mode (0700).
+func (s *Store) write(p string, data []byte) error {
+	w, err := s.c.Create(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := s.c.MkdirAll(path.Dir(p), 0o700); err != nil {
+			return err
+		}
+		w, err = s.c.Create(p)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// Put implements remote.Store.
+func (s *Store) Put(_ context.Context, name string, data []byte) error {
+	p := s.path(name)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	tmp := path.Join(path.Dir(p), "."+path.Base(p)+"."+hex.EncodeToString(b[:]))
+	if err := s.write(tmp, data); err != nil {
+		return fmt.Errorf("hdfs put %s: %w", p, err)
+	}
+	if err := s.c.Rename(tmp, p); err != nil {
+		s.c.Remove(tmp)
+		return fmt.Errorf("hdfs put %s: %w", p, err)
+	}
+	return nil
+}
+
+// Create implements remote.Store.
+func (s *Store) Create(_ context.Context, name string, data []byte) error {
+	p := s.path(name)
+	if err := s.write(p, data); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("hdfs create %s: %w", p, remote.ErrExist)
+		}
+		return fmt.Errorf("hdfs create %s: %w", p, err)
+	}
+	return nil
+}
+
+// Get implements remote.Store.
+func (s *Store) Get(_ context.Context, name string) ([]byte, error) {
+	data, err := s.c.ReadFile(s.path(name))
+	if err != nil {
+		return nil, fmt.Errorf("hdfs get %s: %w", s.path(name), err)
+	}
+	return data, nil
+}
+
+// List implements remote.Store.
+func (s *Store) List(_ context.Context, dir string) ([]string, error) {
+	infos, err := s.c.ReadDir(s.path(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hdfs list %s: %w", s.path(dir), err)
+	}
+	var names []string
+	for _, fi := range infos {
+		if !fi.IsDir() && fi.Name()[0] != '.' {
+			names = append(names, fi.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
