@@ -66,6 +66,10 @@ func ConfigFromEnv(env *lang.Env) (Config, error) {
 	str("resourcemanager", &c.ResourceManager)
 	str("resourcemanager_webapp", &c.WebApp)
 	str("user", &c.User)
+	// A relative hadoop_conf_dir is relative to the job file, like the other paths in it.
+	if c.ConfDir != "" && !filepath.IsAbs(c.ConfDir) && !strings.HasPrefix(c.ConfDir, "~/") && env.Pos.Filename != "" {
+		c.ConfDir = filepath.Join(filepath.Dir(env.Pos.Filename), c.ConfDir)
+	}
 	if err := c.fill(); err != nil {
 		if s, ok := env.Settings["hadoop_conf_dir"]; ok {
 			return c, fmt.Errorf("%s: %w", s.Pos, err)

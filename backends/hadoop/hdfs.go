@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
+	"time"
 
 	"github.com/colinmarc/hdfs/v2"
 
@@ -62,7 +64,52 @@ func (s *Store) write(p string, data []byte) error {
 		w.Close()
 		return err
 	}
-	return w.Close()
+	return closeWriter(w)
+}
+
+// closeWriter closes an HDFS file, retrying while the NameNode has not yet heard from the
+// DataNode about the last block ("replication in progress"), as the client means it to be.
+func closeWriter(w *hdfs.FileWriter) error {
+	for i := 0; ; i++ {
+		err := w.Close()
+		if err == nil || !hdfs.IsErrReplicating(err) || i == 200 {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Upload copies the local file to name (replacing it) and returns its HDFS URL, length and
+// modification time in milliseconds: what YARN needs to localize it into a container.
+func (s *Store) Upload(namenode, local, name string) (url string, size, mtime int64, err error) {
+	data, err := os.ReadFile(local)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if err := s.Put(context.Background(), name, data); err != nil {
+		return "", 0, 0, err
+	}
+	p := s.path(name)
+	fi, err := s.c.Stat(p)
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("hdfs stat %s: %w", p, err)
+	}
+	st, ok := fi.Sys().(*hdfs.FileStatus)
+	if !ok {
+		return "", 0, 0, fmt.Errorf("hdfs stat %s: no file status", p)
+	}
+	return "hdfs://" + namenode + p, int64(st.GetLength()), int64(st.GetModificationTime()), nil
+}
+
+// MakeRoot creates the store's directory, readable by its owner only.
+func (s *Store) MakeRoot() error {
+	if err := s.c.MkdirAll(s.root, 0o700); err != nil {
+		return fmt.Errorf("hdfs mkdir %s: %w", s.root, err)
+	}
+	if err := s.c.Chmod(s.root, 0o700); err != nil {
+		return fmt.Errorf("hdfs chmod %s: %w", s.root, err)
+	}
+	return nil
 }
 
 // Put implements remote.Store.

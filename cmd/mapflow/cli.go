@@ -130,6 +130,7 @@ in an SQLite catalog that "mapflow sql" queries.`,
 		a.resumeCommand(),
 		a.reportCommand(),
 		a.workerCommand(),
+		a.yarnAMCommand(),
 		a.versionCommand(),
 	)
 	for _, c := range root.Commands() {

@@ -29,9 +29,12 @@ type Driver struct {
 	Store Store
 	// JobID names the staging (the manifest's job_id).
 	JobID string
-	// ChunkSize is the number of tasks in a chunk, the unit a worker claims; 0 picks one from
-	// the function: 8 for programs, 500 for expressions.
+	// ChunkSize is the most tasks in a chunk, the unit a worker claims; 0 picks one from the
+	// function: 8 for programs, 500 for expressions.
 	ChunkSize int
+	// Workers is how many workers (threads, in all) will claim chunks; small batches of tasks
+	// are cut into this many chunks so that each gets some. 0 is 1.
+	Workers int
 	// Threads is how many tasks each worker runs at once; 0 is one per CPU of its machine.
 	Threads int
 	// Poll is how often results are looked for; 0 is DefaultPoll.
@@ -143,24 +146,29 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	}
 }
 
-// stage writes the tasks in chunks, then END, and sends how many tasks it staged.
+// stage writes the tasks in chunks, then END, and sends how many tasks it staged. Tasks are
+// gathered in batches (until size × Workers tasks, stageDelay, or the end of the params) and
+// each batch is cut into at least Workers chunks of at most size tasks, so that a small job
+// still spreads over every worker and a large one is claimed in large pieces.
 func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, staged chan<- int) error {
-	var chunk []taskLine
+	workers := max(d.Workers, 1)
+	var batch []taskLine
 	n, count := 0, 0
 	flush := func() error {
-		if len(chunk) == 0 {
-			return nil
+		chunks := max(min(workers, len(batch)), (len(batch)+size-1)/size)
+		for i := range chunks {
+			part := batch[len(batch)*i/chunks : len(batch)*(i+1)/chunks]
+			data, err := encodeLines(part)
+			if err != nil {
+				return err
+			}
+			if err := d.Store.Put(ctx, chunkObject(n), data); err != nil {
+				return fmt.Errorf("stage tasks: %w", err)
+			}
+			n++
+			count += len(part)
 		}
-		data, err := encodeLines(chunk)
-		if err != nil {
-			return err
-		}
-		if err := d.Store.Put(ctx, chunkObject(n), data); err != nil {
-			return fmt.Errorf("stage tasks: %w", err)
-		}
-		n++
-		count += len(chunk)
-		chunk = chunk[:0]
+		batch = batch[:0]
 		return nil
 	}
 	timer := time.NewTimer(time.Hour)
@@ -178,7 +186,7 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, stag
 				staged <- count
 				return nil
 			}
-			if len(chunk) == 0 {
+			if len(batch) == 0 {
 				timer.Reset(stageDelay)
 			}
 			params := t.ParamsJSON
@@ -188,8 +196,8 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, stag
 					return fmt.Errorf("task %s: params: %w", t.Name, err)
 				}
 			}
-			chunk = append(chunk, taskLine{Index: t.Index, Name: t.Name, Attempt: t.Attempt, Params: params})
-			if len(chunk) >= size {
+			batch = append(batch, taskLine{Index: t.Index, Name: t.Name, Attempt: t.Attempt, Params: params})
+			if len(batch) >= size*workers {
 				timer.Stop()
 				if err := flush(); err != nil {
 					return err

@@ -27,7 +27,7 @@ func (b *dirBackend) Run(ctx context.Context, job *lang.Job, env *lang.Env, task
 	b.store = DirStore(b.t.TempDir())
 	b.running = map[string]context.CancelFunc{}
 	b.mu.Unlock()
-	d := &Driver{Store: b.store, JobID: "test", ChunkSize: 3, Threads: 1, Poll: 20e6}
+	d := &Driver{Store: b.store, JobID: "test", ChunkSize: 3, Workers: b.workers, Threads: 1, Poll: 20e6}
 	if err := d.Stage(ctx, job, env); err != nil {
 		return err
 	}

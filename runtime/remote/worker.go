@@ -330,5 +330,33 @@ func (s *scanner) read(ctx context.Context) (*state, error) {
 	for _, id := range lost {
 		st.lost[id] = true
 	}
+	if s.id != "" && st.lost[s.id] {
+		// Whoever watches the workers gave this one up (its container was reported dead
+		// while the process lived on): its chunks are being run again, so it must stop
+		// claiming, or it would race its own replacements.
+		return nil, fmt.Errorf("worker %s was declared lost; stopping", s.id)
+	}
 	return st, nil
+}
+
+// Finished tells whether every task of the staged job has results: its chunks are all staged
+// (END) and each has a results object. The YARN ApplicationMaster asks this to tell a job
+// that ran from one whose workers gave up.
+func Finished(ctx context.Context, s Store) (bool, error) {
+	st, err := (&scanner{store: s}).read(ctx)
+	if err != nil || !st.end {
+		return false, err
+	}
+	for n := range st.chunks {
+		if st.results[n] == 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Canceled tells whether the driver canceled the staged job.
+func Canceled(ctx context.Context, s Store) bool {
+	_, err := s.Get(ctx, cancelName)
+	return err == nil
 }

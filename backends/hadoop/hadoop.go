@@ -1,0 +1,157 @@
+package hadoop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/mapflow/mapflow/backends/hadoop/yarn"
+	"github.com/mapflow/mapflow/lang"
+	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/remote"
+)
+
+var _ rt.Backend = (*Backend)(nil)
+
+// EnvWorkerBinary names the mapflow binary to run in the containers, when it is not the one
+// running (a binary built for the cluster's platform, or a test's build).
+const EnvWorkerBinary = "MAPFLOW_WORKER_BINARY"
+
+// Backend is the Hadoop backend.
+type Backend struct {
+	cfg *Config // nil: from the env block
+	// Log, when set, receives what the backend does (the application id, its end).
+	Log func(format string, args ...any)
+
+	app yarn.ApplicationID // the running application, for tests
+}
+
+// New returns a Hadoop backend. A nil cfg takes its settings from the env block a job runs in.
+func New(cfg *Config) *Backend { return &Backend{cfg: cfg} }
+
+func (b *Backend) logf(format string, args ...any) {
+	if b.Log != nil {
+		b.Log(format, args...)
+	}
+}
+
+// Run stages the job in HDFS, submits a YARN application that runs the workers, and reports
+// results as they land in HDFS. Canceling ctx kills the application.
+func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan rt.Task, r rt.Reporter) error {
+	cfg, err := b.config(env)
+	if err != nil {
+		return err
+	}
+	if strings.ContainsAny(cfg.DistDir(), " \t\n\"'`$\\") {
+		return fmt.Errorf("hadoop: dist_path %q: use a path without spaces, quotes or $", cfg.DistPath)
+	}
+	id := rt.NewJobID(job.Name, time.Now())
+	dir := path.Join(cfg.DistDir(), id)
+	store, err := OpenStore(cfg.NameNode, cfg.User, dir)
+	if err != nil {
+		return fmt.Errorf("hadoop: %w", err)
+	}
+	defer store.Close()
+	if err := store.MakeRoot(); err != nil {
+		return fmt.Errorf("hadoop: stage the job: %w", err)
+	}
+	d := &remote.Driver{Store: store, JobID: id, Threads: cfg.VCores, Workers: cfg.Containers * cfg.VCores}
+	if err := d.Stage(ctx, job, env); err != nil {
+		return fmt.Errorf("hadoop: stage the job in %s: %w", dir, err)
+	}
+	bin := os.Getenv(EnvWorkerBinary)
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return fmt.Errorf("hadoop: find the mapflow binary to stage: %w", err)
+		}
+	}
+	binURL, size, mtime, err := store.Upload(cfg.NameNode, bin, "mapflow")
+	if err != nil {
+		return fmt.Errorf("hadoop: stage the mapflow binary: %w", err)
+	}
+
+	rm, err := yarn.NewRMClient("http://"+cfg.WebApp, cfg.User)
+	if err != nil {
+		return fmt.Errorf("hadoop: %w", err)
+	}
+	app, err := rm.NewApplication(ctx)
+	if err != nil {
+		return fmt.Errorf("hadoop: ask the ResourceManager at %s for an application: %w", cfg.WebApp, err)
+	}
+	b.app = app.ID
+	storeURL := "hdfs://" + cfg.NameNode + dir
+	am := []string{"./mapflow", "yarn-am", "--store", storeURL,
+		"--containers", fmt.Sprint(cfg.Containers), "--memory", fmt.Sprint(cfg.MemoryMB),
+		"--vcores", fmt.Sprint(cfg.VCores), "--binary", binURL, "--binary-size", fmt.Sprint(size),
+		"--binary-mtime", fmt.Sprint(mtime), "--user", cfg.User,
+		"1><LOG_DIR>/stdout", "2><LOG_DIR>/stderr"}
+	err = rm.Submit(ctx, yarn.Submission{
+		ID: app.ID, Name: "mapflow " + job.Name + " " + id, Type: "MAPFLOW", Queue: cfg.Queue, MaxAttempts: 1,
+		Resource: yarn.Resource{MemoryMB: int64(cfg.MemoryMB), VCores: 1},
+		AM: yarn.LaunchContext{
+			LocalResources: map[string]yarn.LocalResource{"mapflow": {URL: binURL, Size: size, Timestamp: mtime,
+				Type: yarn.File, Visibility: yarn.VisibilityApplication}},
+			Environment: map[string]string{"HADOOP_USER_NAME": cfg.User},
+			Commands:    am,
+		},
+		Tags: []string{"mapflow", id},
+	})
+	if err != nil {
+		return fmt.Errorf("hadoop: submit the application: %w", err)
+	}
+	b.logf("hadoop: job staged in %s; YARN application %s", storeURL, app.ID)
+
+	var lastCheck time.Time
+	d.Watch = func(ctx context.Context) error {
+		if time.Since(lastCheck) < time.Second {
+			return nil
+		}
+		lastCheck = time.Now()
+		rep, err := rm.App(ctx, app.ID)
+		if err != nil || !rep.Terminal() {
+			return nil // the ResourceManager may be briefly unreachable; the app goes on
+		}
+		return fmt.Errorf("YARN application %s ended %s/%s before every task finished: %s",
+			app.ID, rep.State, rep.FinalStatus, strings.TrimSpace(rep.Diagnostics))
+	}
+	runErr := d.Run(ctx, job, tasks, r)
+
+	// The application ends on its own when every task has results; a failure or a cancel
+	// ends it here.
+	endCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if runErr != nil {
+		if err := rm.Kill(endCtx, app.ID); err != nil {
+			b.logf("hadoop: kill %s: %v", app.ID, err)
+		}
+		if errors.Is(runErr, context.Canceled) || errors.Is(runErr, context.DeadlineExceeded) {
+			return runErr
+		}
+		return fmt.Errorf("hadoop: %w", runErr)
+	}
+	rep, err := rm.Wait(endCtx, app.ID, 250*time.Millisecond)
+	if err != nil {
+		return fmt.Errorf("hadoop: every task finished, but YARN application %s did not end: %w", app.ID, err)
+	}
+	b.logf("hadoop: YARN application %s ended %s/%s", app.ID, rep.State, rep.FinalStatus)
+	if rep.FinalStatus != "SUCCEEDED" {
+		return fmt.Errorf("hadoop: every task finished, but YARN application %s ended %s/%s: %s",
+			app.ID, rep.State, rep.FinalStatus, rep.Diagnostics)
+	}
+	return nil
+}
+
+// App is the YARN application of the last Run, for tests.
+func (b *Backend) App() yarn.ApplicationID { return b.app }
+
+func (b *Backend) config(env *lang.Env) (Config, error) {
+	if b.cfg != nil {
+		c := *b.cfg
+		return c, c.fill()
+	}
+	return ConfigFromEnv(env)
+}

@@ -1,0 +1,80 @@
+package hadoop
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/backendtest"
+)
+
+// The cluster tests run against the cluster of scripts/hadoop-minicluster, whose `start`
+// prints the variables read here. Without them the tests skip, unless
+// MAPFLOW_REQUIRE_HADOOP=1 (CI) makes that a failure.
+func cluster(t *testing.T) (confDir, hdfs string) {
+	confDir, hdfs = os.Getenv("MAPFLOW_HADOOP_CONF_DIR"), os.Getenv("MAPFLOW_HDFS")
+	if confDir == "" || hdfs == "" {
+		if os.Getenv("MAPFLOW_REQUIRE_HADOOP") == "1" {
+			t.Fatal("MAPFLOW_REQUIRE_HADOOP=1 but no cluster: run eval \"$(scripts/hadoop-minicluster start)\"")
+		}
+		t.Skip("no Hadoop cluster: eval \"$(scripts/hadoop-minicluster start)\" to run these tests")
+	}
+	return confDir, hdfs
+}
+
+// TestMain builds the mapflow binary that the containers run: the test binary is not it.
+func TestMain(m *testing.M) {
+	if os.Getenv("MAPFLOW_HDFS") != "" && os.Getenv(EnvWorkerBinary) == "" {
+		dir, err := os.MkdirTemp("", "mapflow-hadoop-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		bin := filepath.Join(dir, "mapflow")
+		cmd := exec.Command("go", "build", "-o", bin, "../../cmd/mapflow")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build mapflow for the containers:", err)
+			os.Exit(1)
+		}
+		os.Setenv(EnvWorkerBinary, bin)
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func TestConformance(t *testing.T) {
+	confDir, hdfs := cluster(t)
+	env := fmt.Sprintf("env hadoop test {\n  containers = 2\n  container_vcores = 3\n  container_memory_mb = 256\n"+
+		"  dist_path = \"hdfs://%s/tmp/mapflow-test\"\n  hadoop_conf_dir = %q\n}", hdfs, confDir)
+	backendtest.Run(t, func(t *testing.T) rt.Backend { return New(nil) }, backendtest.Options{
+		Env:        env,
+		Timeout:    3 * time.Minute,
+		LoseWorker: loseWorker,
+	})
+}
+
+// loseWorker kills one worker process of the backend's application, as a machine that dies
+// would: kill -9, no goodbye.
+func loseWorker(t *testing.T, b rt.Backend) {
+	app := b.(*Backend).App().String()
+	prefix := "container_" + strings.TrimPrefix(app, "application_") + "_"
+	out, _ := exec.Command("pgrep", "-f", "^./mapflow worker .*--id "+prefix).Output()
+	for _, f := range strings.Fields(string(out)) {
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err == nil {
+			t.Logf("killing worker pid %d of %s", pid, app)
+			syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+	}
+	t.Errorf("no worker process of %s to kill", app)
+}
