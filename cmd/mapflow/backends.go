@@ -21,6 +21,14 @@ func newBackend(env *lang.Env) (rt.Backend, error) {
 			return nil, err
 		}
 		return local.New(cfg), nil
+	case "hadoop":
+		cfg, err := hadoop.ConfigFromEnv(env)
+		if err != nil {
+			return nil, &exitError{code: exitBadInput, err: err}
+		}
+		b := hadoop.New(&cfg)
+		b.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+		return b, nil
 	default:
 		return nil, &exitError{code: exitBadInput, err: fmt.Errorf(
 			"%s: env %s is of kind %s, which this build of mapflow cannot run yet; pick a local env with --env",
