@@ -1,11 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/mapflow/mapflow/backends/hadoop"
 )
 
 func TestMain(m *testing.M) {
@@ -21,14 +25,45 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hadoopEnv := hadoopSetup(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Cmds:                scriptCmds,
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "hadoop":
+				return hadoopEnv != nil, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("MAPFLOW_CATALOG", filepath.Join(env.WorkDir, "catalog.db"))
 			env.Setenv("EXAMPLES", examples)
+			for k, v := range hadoopEnv {
+				env.Setenv(k, v)
+			}
 			return nil
 		},
 	})
+}
+
+// hadoopSetup returns the environment the Hadoop scripts need when a cluster is configured
+// (see scripts/hadoop-minicluster), with a mapflow binary built for the containers: the test
+// binary that plays mapflow here cannot run there. Without a cluster it returns nil, unless
+// MAPFLOW_REQUIRE_HADOOP=1 makes that a failure.
+func hadoopSetup(t *testing.T) map[string]string {
+	conf := os.Getenv("MAPFLOW_HADOOP_CONF_DIR")
+	if conf == "" {
+		if os.Getenv("MAPFLOW_REQUIRE_HADOOP") == "1" {
+			t.Fatal("MAPFLOW_REQUIRE_HADOOP=1 but no cluster: eval \"$(scripts/hadoop-minicluster start)\"")
+		}
+		return nil
+	}
+	bin := filepath.Join(t.TempDir(), "mapflow")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build mapflow for the containers: %v\n%s", err, out)
+	}
+	return map[string]string{"HADOOP_CONF_DIR": conf, hadoop.EnvWorkerBinary: bin, "USER": os.Getenv("USER")}
 }
