@@ -109,3 +109,19 @@ func releaseResult(r *Result) {
 	*r = Result{}
 	resultPool.Put(r)
 }
+
+type jobIDKey struct{}
+
+// WithJobID returns ctx carrying the catalog id of the job being run; the driver gives it to
+// Backend.Run, so that remote staging, application names and instance tags can name the job
+// as the catalog does.
+func WithJobID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, jobIDKey{}, id)
+}
+
+// JobID is the job id WithJobID put in ctx, or "" when there is none (a backend run outside
+// the driver).
+func JobID(ctx context.Context) string {
+	id, _ := ctx.Value(jobIDKey{}).(string)
+	return id
+}

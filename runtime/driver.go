@@ -243,7 +243,7 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	planDone := make(chan error, 1)
 	go func() { planDone <- d.plan(ctx, tasks, rec, backendDone) }()
 
-	backendErr := d.backend.Run(ctx, d.job, d.env, tasks, rec)
+	backendErr := d.backend.Run(WithJobID(ctx, d.row.ID), d.job, d.env, tasks, rec)
 	close(backendDone)
 	planErr := <-planDone
 	rec.close()

@@ -49,8 +49,12 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	if strings.ContainsAny(cfg.DistDir(), " \t\n\"'`$\\") {
 		return fmt.Errorf("hadoop: dist_path %q: use a path without spaces, quotes or $", cfg.DistPath)
 	}
-	id := rt.NewJobID(job.Name, time.Now())
-	dir := path.Join(cfg.DistDir(), id)
+	id := rt.JobID(ctx)
+	if id == "" {
+		id = rt.NewJobID(job.Name, time.Now())
+	}
+	// A run of its own under the job's directory: a resumed job stages afresh.
+	dir := path.Join(cfg.DistDir(), id, "run-"+time.Now().UTC().Format("20060102-150405.000"))
 	store, err := OpenStore(cfg.NameNode, cfg.User, dir)
 	if err != nil {
 		return fmt.Errorf("hadoop: %w", err)
