@@ -262,11 +262,15 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	var errs []string
 	var runErr error
 	cause := context.Cause(ctx)
+	// fail records why the job failed: in the job row as is, and returned with the job's id.
+	fail := func(err error) {
+		report.Status = Failed
+		errs = append(errs, err.Error())
+		runErr = fmt.Errorf("job %s: %w", d.row.ID, err)
+	}
 	switch {
 	case rec.writeErr != nil:
-		runErr = fmt.Errorf("job %s: %w: %w", d.row.ID, errCatalog, rec.writeErr)
-		report.Status = Failed
-		errs = append(errs, runErr.Error())
+		fail(fmt.Errorf("%w: %w", errCatalog, rec.writeErr))
 	case parent.Err() != nil:
 		report.Status = Canceled
 		errs = append(errs, "canceled: interrupted")
@@ -274,13 +278,9 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 		report.Status = Canceled
 		errs = append(errs, "canceled by request")
 	case backendErr != nil:
-		runErr = fmt.Errorf("job %s: backend %s: %w", d.row.ID, d.env.Kind, backendErr)
-		report.Status = Failed
-		errs = append(errs, runErr.Error())
+		fail(fmt.Errorf("backend %s: %w", d.env.Kind, backendErr))
 	case planErr != nil:
-		runErr = fmt.Errorf("job %s: params: %w", d.row.ID, planErr)
-		report.Status = Failed
-		errs = append(errs, runErr.Error())
+		fail(fmt.Errorf("params: %w", planErr))
 	case rec.canceled > 0:
 		report.Status = Failed
 		errs = append(errs, fmt.Sprintf("%d of %d tasks did not run: the backend stopped early", rec.canceled, rec.total))

@@ -47,7 +47,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		return err
 	}
 	if strings.ContainsAny(cfg.DistDir(), " \t\n\"'`$\\") {
-		return fmt.Errorf("hadoop: dist_path %q: use a path without spaces, quotes or $", cfg.DistPath)
+		return fmt.Errorf("dist_path %q: use a path without spaces, quotes or $", cfg.DistPath)
 	}
 	id := rt.JobID(ctx)
 	if id == "" {
@@ -57,34 +57,34 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	dir := path.Join(cfg.DistDir(), id, "run-"+time.Now().UTC().Format("20060102-150405.000"))
 	store, err := OpenStore(cfg.NameNode, cfg.User, dir)
 	if err != nil {
-		return fmt.Errorf("hadoop: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	defer store.Close()
 	if err := store.MakeRoot(); err != nil {
-		return fmt.Errorf("hadoop: stage the job: %w", err)
+		return fmt.Errorf("stage the job: %w", err)
 	}
 	d := &remote.Driver{Store: store, JobID: id, Threads: cfg.VCores, Workers: cfg.Containers * cfg.VCores}
 	if err := d.Stage(ctx, job, env); err != nil {
-		return fmt.Errorf("hadoop: stage the job in %s: %w", dir, err)
+		return fmt.Errorf("stage the job in %s: %w", dir, err)
 	}
 	bin := os.Getenv(EnvWorkerBinary)
 	if bin == "" {
 		if bin, err = os.Executable(); err != nil {
-			return fmt.Errorf("hadoop: find the mapflow binary to stage: %w", err)
+			return fmt.Errorf("find the mapflow binary to stage: %w", err)
 		}
 	}
 	binURL, size, mtime, err := store.Upload(cfg.NameNode, bin, "mapflow")
 	if err != nil {
-		return fmt.Errorf("hadoop: stage the mapflow binary: %w", err)
+		return fmt.Errorf("stage the mapflow binary: %w", err)
 	}
 
 	rm, err := yarn.NewRMClient("http://"+cfg.WebApp, cfg.User)
 	if err != nil {
-		return fmt.Errorf("hadoop: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	app, err := rm.NewApplication(ctx)
 	if err != nil {
-		return fmt.Errorf("hadoop: ask the ResourceManager at %s for an application: %w", cfg.WebApp, err)
+		return fmt.Errorf("ask the ResourceManager at %s for an application: %w", cfg.WebApp, err)
 	}
 	b.app = app.ID
 	storeURL := "hdfs://" + cfg.NameNode + dir
@@ -105,7 +105,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		Tags: []string{"mapflow", id},
 	})
 	if err != nil {
-		return fmt.Errorf("hadoop: submit the application: %w", err)
+		return fmt.Errorf("submit the application: %w", err)
 	}
 	b.logf("hadoop: job staged in %s; YARN application %s", storeURL, app.ID)
 
@@ -135,15 +135,15 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		if errors.Is(runErr, context.Canceled) || errors.Is(runErr, context.DeadlineExceeded) {
 			return runErr
 		}
-		return fmt.Errorf("hadoop: %w", runErr)
+		return fmt.Errorf("%w", runErr)
 	}
 	rep, err := rm.Wait(endCtx, app.ID, 250*time.Millisecond)
 	if err != nil {
-		return fmt.Errorf("hadoop: every task finished, but YARN application %s did not end: %w", app.ID, err)
+		return fmt.Errorf("every task finished, but YARN application %s did not end: %w", app.ID, err)
 	}
 	b.logf("hadoop: YARN application %s ended %s/%s", app.ID, rep.State, rep.FinalStatus)
 	if rep.FinalStatus != "SUCCEEDED" {
-		return fmt.Errorf("hadoop: every task finished, but YARN application %s ended %s/%s: %s",
+		return fmt.Errorf("every task finished, but YARN application %s ended %s/%s: %s",
 			app.ID, rep.State, rep.FinalStatus, rep.Diagnostics)
 	}
 	return nil

@@ -117,6 +117,11 @@ func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone,
 	case rt.Canceled:
 		fmt.Fprintf(a.stderr, "job %s: canceled; finished tasks are kept (see: mapflow metrics %s)\n", id, name)
 	default:
+		if numFailed == 0 {
+			fmt.Fprintf(a.stderr, "job %s: Failed, %d of %d tasks did not complete (see: mapflow error %s)\n",
+				id, numTasks-numDone, numTasks, name)
+			break
+		}
 		fmt.Fprintf(a.stderr, "job %s: %d of %d tasks failed (see: mapflow metrics %s)\n",
 			id, numFailed, numTasks, name)
 	}
