@@ -65,5 +65,6 @@ func hadoopSetup(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatalf("build mapflow for the containers: %v\n%s", err, out)
 	}
-	return map[string]string{"HADOOP_CONF_DIR": conf, hadoop.EnvWorkerBinary: bin, "USER": os.Getenv("USER")}
+	return map[string]string{"HADOOP_CONF_DIR": conf, hadoop.EnvWorkerBinary: bin, "USER": os.Getenv("USER"),
+		"MAPFLOW_YARN_RM": os.Getenv("MAPFLOW_YARN_RM")}
 }
