@@ -56,9 +56,10 @@ func TestConformance(t *testing.T) {
 	env := fmt.Sprintf("env hadoop test {\n  containers = 2\n  container_vcores = 3\n  container_memory_mb = 256\n"+
 		"  dist_path = \"hdfs://%s/tmp/mapflow-test\"\n  hadoop_conf_dir = %q\n}", hdfs, confDir)
 	backendtest.Run(t, func(t *testing.T) rt.Backend { return New(nil) }, backendtest.Options{
-		Env:        env,
-		Timeout:    3 * time.Minute,
-		LoseWorker: loseWorker,
+		Env:             env,
+		Timeout:         3 * time.Minute,
+		LoseWorker:      loseWorker,
+		SeparateWorkers: true,
 	})
 }
 

@@ -50,6 +50,10 @@ func (s *Store) path(name string) string { return path.Join(s.root, path.Clean("
 // Files get the cluster's default replication and block size; privacy comes from the job
 // directory's mode (0700).
 func (s *Store) write(p string, data []byte) error {
+	if len(data) == 0 {
+		// The NameNode never reports an empty file written by this client complete.
+		return errors.New("refusing to write an empty file")
+	}
 	w, err := s.c.Create(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := s.c.MkdirAll(path.Dir(p), 0o700); err != nil {

@@ -38,6 +38,10 @@ type Options struct {
 	// host) while tasks run on it; the lost-worker case checks that every task still ends
 	// Completed. Backends that cannot lose a worker leave it nil and the case is skipped.
 	LoseWorker func(t *testing.T, b rt.Backend)
+	// SeparateWorkers says the tasks run in worker processes apart from the driver (YARN
+	// containers, EC2 hosts), so a task can kill its own worker; the poison-task case runs
+	// only then.
+	SeparateWorkers bool
 	// Timeout bounds each case's run; 0 is two minutes.
 	Timeout time.Duration
 }
@@ -69,6 +73,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) rt.Backend, opts Options) {
 		{"ShippedFiles", s.shippedFiles},
 		{"Resume", s.resume},
 		{"LostWorker", s.lostWorker},
+		{"PoisonTask", s.poisonTask},
 	} {
 		t.Run(c.name, c.fn)
 	}
@@ -714,5 +719,36 @@ func (s *suite) lostWorker(t *testing.T) {
 	equal(t, "map results", rep.MapResults, want)
 	if rep.Status != rt.Completed {
 		t.Errorf("status %s", rep.Status)
+	}
+}
+
+// poisonTask: a task that kills its worker every time ends Failed with WorkerLost once its
+// retries are spent; the tasks that shared a worker with it still complete, and the job ends.
+func (s *suite) poisonTask(t *testing.T) {
+	if !s.opts.SeparateWorkers {
+		t.Skip("the backend runs tasks in the driver's process: a task that kills its worker kills the run")
+	}
+	j := s.write(t, "poison", `
+func f(i) = exec("sh", "-c", "if [ \"$1\" = 2 ]; then kill -9 $PPID; sleep 30; fi; echo \"$1\"", "sh", i)
+
+params map(0..5, ({i: #}))
+`, nil)
+	rep := s.run(t, j, context.Background(), rt.Options{})
+	equal(t, "map results", rep.MapResults, []any{0, 1, nil, 3, 4, 5})
+	if rep.Status != rt.Failed || rep.NumFailed != 1 {
+		t.Errorf("status %s, %d failed; want Failed with 1 failed task", rep.Status, rep.NumFailed)
+	}
+	rs := rows(t, j.cat, rep.JobID)
+	if len(rs) != 6 {
+		t.Fatalf("%d rows", len(rs))
+	}
+	if r := rs[2]; r.Status != "Failed" || r.Exception != "WorkerLost" || r.Attempt < 2 {
+		t.Errorf("poison task row: status %s, exception %q (%s), attempt %d; want Failed, WorkerLost, attempt >= 2",
+			r.Status, r.Exception, r.Message, r.Attempt)
+	}
+	for i, r := range rs {
+		if i != 2 && r.Status != "Completed" {
+			t.Errorf("row %d: %s %s %s", i, r.Status, r.Exception, r.Message)
+		}
 	}
 }

@@ -223,7 +223,7 @@ func (d *Driver) collect(ctx context.Context, seen map[string]bool, done map[int
 		if seen[name] {
 			continue
 		}
-		if _, _, ok := parseRunName(name); !ok {
+		if _, _, _, ok := parseRunName(name); !ok {
 			continue
 		}
 		data, err := d.Store.Get(ctx, resultsDir+"/"+name)

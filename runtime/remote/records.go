@@ -79,16 +79,27 @@ func resultObject(n, run int) string {
 	return resultsDir + "/" + chunkName(n) + "." + strconv.Itoa(run) + ".jsonl"
 }
 
-// parseRunName reads "NNNNNNNN.K" (a claim) or "NNNNNNNN.K.jsonl" (results).
-func parseRunName(name string) (chunk, run int, ok bool) {
-	name = strings.TrimSuffix(name, ".jsonl")
-	c, r, found := strings.Cut(name, ".")
-	if !found {
-		return 0, 0, false
+// parseRunName reads "NNNNNNNN.K" (a claim), "NNNNNNNN.K.jsonl" (a run's results, complete)
+// or "NNNNNNNN.K.P.jsonl" (part P of a re-run's results, written as its tasks finish).
+func parseRunName(name string) (chunk, run, part int, ok bool) {
+	fields := strings.Split(strings.TrimSuffix(name, ".jsonl"), ".")
+	if len(fields) < 2 || len(fields) > 3 {
+		return 0, 0, 0, false
 	}
-	chunk, err1 := strconv.Atoi(c)
-	run, err2 := strconv.Atoi(r)
-	return chunk, run, err1 == nil && err2 == nil && run > 0
+	var err [3]error
+	chunk, err[0] = strconv.Atoi(fields[0])
+	run, err[1] = strconv.Atoi(fields[1])
+	if len(fields) == 3 {
+		part, err[2] = strconv.Atoi(fields[2])
+		if part < 1 {
+			return 0, 0, 0, false
+		}
+	}
+	return chunk, run, part, err[0] == nil && err[1] == nil && err[2] == nil && run > 0
+}
+
+func resultPartObject(n, run, part int) string {
+	return resultsDir + "/" + chunkName(n) + "." + strconv.Itoa(run) + "." + strconv.Itoa(part) + ".jsonl"
 }
 
 func encodeLines[T any](lines []T) ([]byte, error) {

@@ -148,7 +148,10 @@ func (w *Worker) watchCancel(ctx context.Context, cancel context.CancelCauseFunc
 	}
 }
 
-// runChunk runs the tasks of a claimed chunk and writes their results in one object.
+// runChunk runs the tasks of a claimed chunk and writes their results in one object. A re-run
+// (run > 1: earlier runs were lost with their workers) skips the tasks that have results
+// already and writes each task's results as it finishes, so that if this worker dies too, the
+// task that was running is known, and only it is charged for the loss.
 func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Caller, chunk, run int) error {
 	data, err := w.Store.Get(ctx, chunkObject(chunk))
 	if err != nil {
@@ -158,43 +161,126 @@ func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Cal
 	if err != nil {
 		return fmt.Errorf("read chunk %d: %w", chunk, err)
 	}
+	var done map[int]bool
+	var losses map[int]int
+	if run > 1 {
+		if done, losses, err = w.lostRuns(ctx, chunk, run, tasks); err != nil {
+			return err
+		}
+	}
 	rec := &lineRecorder{}
+	part := 0
 	for _, tl := range tasks {
 		if ctx.Err() != nil {
 			return nil // canceled: the driver marks what did not finish
+		}
+		if done[tl.Index] {
+			continue
 		}
 		params, ok := rt.DecodeJSON(tl.Params).(map[string]any)
 		if !ok {
 			params = map[string]any{}
 		}
-		// Each earlier run of this chunk was lost with its worker: one attempt each. A lost
-		// worker is not the task's fault the first time, so it may be lost once more than
-		// its retries allow before it counts as the cause.
-		lost := run - 1
+		// Each loss of a worker while the task may have been running counts as an attempt.
+		// A lost worker is not the task's fault the first time, so it may be lost once more
+		// than its retries allow before it counts as the cause.
+		lost := losses[tl.Index]
 		t := rt.Task{Index: tl.Index, Name: tl.Name, Params: params, ParamsJSON: tl.Params, Attempt: tl.Attempt + lost}
 		if lost > ex.Job.Retries+1 {
 			now := time.Now()
 			rec.lines = append(rec.lines, resultLine{Index: t.Index, Attempt: t.Attempt, Status: rt.Failed,
 				Host: w.Host, Start: now.UnixNano(), End: now.UnixNano(), Exception: "WorkerLost",
-				Message: fmt.Sprintf("the worker running task %s was lost %d times (retries %d)", t.Name, lost, ex.Job.Retries)})
-			continue
+				Message: fmt.Sprintf("task %s was running when its worker was lost, %d times (retries %d)", t.Name, lost, ex.Job.Retries)})
+		} else {
+			ex.Run(ctx, caller, t, rec)
 		}
-		ex.Run(ctx, caller, t, rec)
+		if run > 1 && ctx.Err() == nil {
+			part++
+			if err := w.putLines(ctx, resultPartObject(chunk, run, part), rec); err != nil {
+				return err
+			}
+		}
 	}
 	if ctx.Err() != nil {
 		return nil
 	}
-	out, err := encodeLines(rec.lines)
-	if err != nil {
+	if err := w.putLines(ctx, resultObject(chunk, run), rec); err != nil {
 		return err
-	}
-	if err := w.Store.Put(ctx, resultObject(chunk, run), out); err != nil {
-		return fmt.Errorf("write results of chunk %d: %w", chunk, err)
 	}
 	if w.Log != nil {
 		fmt.Fprintf(w.Log, "worker %s: chunk %d run %d: %d tasks\n", w.ID, chunk, run, len(tasks))
 	}
 	return nil
+}
+
+// putLines writes the lines rec gathered since the last put as one object.
+func (w *Worker) putLines(ctx context.Context, name string, rec *lineRecorder) error {
+	rec.mu.Lock()
+	lines := rec.lines
+	rec.lines = nil
+	rec.mu.Unlock()
+	out, err := encodeLines(lines)
+	if err != nil {
+		return err
+	}
+	if len(out) == 0 {
+		// A run whose tasks were all written in parts ends with an empty object; HDFS (as
+		// colinmarc/hdfs writes it) never completes an empty file, so it holds a blank line.
+		out = []byte("\n")
+	}
+	if err := w.Store.Put(ctx, name, out); err != nil {
+		return fmt.Errorf("write results %s: %w", name, err)
+	}
+	return nil
+}
+
+// lostRuns reads what the lost earlier runs of a chunk left: the tasks with results, and for
+// each task how many losses it is charged. The first run writes its results only at its end,
+// so its loss is charged to every task it did not finish; each re-run writes a task's results
+// as it finishes, so its loss is charged to the first task it did not finish.
+func (w *Worker) lostRuns(ctx context.Context, chunk, run int, tasks []taskLine) (map[int]bool, map[int]int, error) {
+	names, err := w.Store.List(ctx, resultsDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	byRun := map[int][]string{}
+	for _, name := range names {
+		if c, r, _, ok := parseRunName(name); ok && c == chunk && r < run {
+			byRun[r] = append(byRun[r], name)
+		}
+	}
+	done := map[int]bool{}
+	losses := map[int]int{}
+	for _, t := range tasks {
+		losses[t.Index] = 1 // run 1
+	}
+	for r := 1; r < run; r++ {
+		for _, name := range byRun[r] {
+			data, err := w.Store.Get(ctx, resultsDir+"/"+name)
+			if err != nil {
+				return nil, nil, err
+			}
+			lines, err := decodeLines[resultLine](data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("results %s: %w", name, err)
+			}
+			for _, l := range lines {
+				if !l.Retry {
+					done[l.Index] = true
+				}
+			}
+		}
+		if r == 1 {
+			continue
+		}
+		for _, t := range tasks {
+			if !done[t.Index] {
+				losses[t.Index]++
+				break
+			}
+		}
+	}
+	return done, losses, nil
 }
 
 // lineRecorder keeps the outcome of every attempt, as result lines.
@@ -318,7 +404,7 @@ func (s *scanner) read(ctx context.Context) (*state, error) {
 			return nil, err
 		}
 		for _, name := range names {
-			if c, r, ok := parseRunName(name); ok && r > m[c] {
+			if c, r, part, ok := parseRunName(name); ok && part == 0 && r > m[c] {
 				m[c] = r
 			}
 		}
