@@ -57,7 +57,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	dir := path.Join(cfg.DistDir(), id, "run-"+time.Now().UTC().Format("20060102-150405.000"))
 	store, err := OpenStore(cfg.NameNode, cfg.User, dir)
 	if err != nil {
-		return fmt.Errorf("%w", err)
+		return fmt.Errorf("cannot reach the HDFS NameNode at %s (from dist_path, namenode or hadoop_conf_dir's fs.defaultFS): is the cluster up? %w", cfg.NameNode, err)
 	}
 	defer store.Close()
 	if err := store.MakeRoot(); err != nil {

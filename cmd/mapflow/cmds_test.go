@@ -74,6 +74,21 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 		}
 		ts.Logf("%d tasks completed before the kill, each ran once; %d runs in all for %d tasks", before, len(strings.Fields(ts.ReadFile(args[1]))), n)
 	},
+	// sqlloop N QUERY: run `mapflow sql QUERY` N times, 50 ms apart; each must succeed, and
+	// none may say the database is locked or busy.
+	"sqlloop": func(ts *testscript.TestScript, neg bool, args []string) {
+		n, err := strconv.Atoi(args[0])
+		ts.Check(err)
+		for i := 0; i < n; i++ {
+			if err := ts.Exec("mapflow", "sql", args[1]); err != nil {
+				ts.Fatalf("query %d of %d failed: %v\n%s", i+1, n, err, ts.ReadFile("stderr"))
+			}
+			if e := ts.ReadFile("stderr"); strings.Contains(e, "locked") || strings.Contains(e, "busy") {
+				ts.Fatalf("query %d of %d: %s", i+1, n, e)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	},
 	// pidgone FILE: the process whose id is in FILE no longer runs.
 	"pidgone": func(ts *testscript.TestScript, neg bool, args []string) {
 		pid, err := strconv.Atoi(strings.TrimSpace(ts.ReadFile(args[0])))
