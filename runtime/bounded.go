@@ -123,18 +123,56 @@ func lastLines(data []byte, n int) string {
 	return string(data[i:])
 }
 
-// lastNonEmptyLine returns the last line of data that has something besides spaces.
-func lastNonEmptyLine(data []byte) []byte {
-	for len(data) > 0 {
-		j := bytes.LastIndexByte(data, '\n')
-		line := bytes.TrimSpace(data[j+1:])
-		if len(line) > 0 {
-			return line
+
+// MaxResultLine bounds the line a program's result is read from.
+const MaxResultLine = 64 << 20
+
+// lastLineWriter keeps the last line with something besides spaces that was written to it,
+// whole (up to max bytes), however long the output: a program's result is its last line,
+// which may be far larger than what is kept of its output for the logs.
+type lastLineWriter struct {
+	max      int
+	cur      []byte // the line being written
+	last     []byte // the last complete non-blank line
+	curLong  bool   // cur passed max
+	lastLong bool
+}
+
+func (w *lastLineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		seg := p
+		if i >= 0 {
+			seg = p[:i]
 		}
-		if j < 0 {
+		if room := w.max - len(w.cur); len(seg) > room {
+			w.cur = append(w.cur, seg[:max(room, 0)]...)
+			w.curLong = true
+		} else {
+			w.cur = append(w.cur, seg...)
+		}
+		if i < 0 {
 			break
 		}
-		data = data[:j]
+		if len(bytes.TrimSpace(w.cur)) > 0 {
+			w.last, w.cur = w.cur, w.last[:0]
+			w.lastLong, w.curLong = w.curLong, false
+		} else {
+			w.cur, w.curLong = w.cur[:0], false
+		}
+		p = p[i+1:]
 	}
-	return nil
+	return n, nil
+}
+
+// line returns the last non-blank line, trimmed, and whether it passed the bound.
+func (w *lastLineWriter) line() ([]byte, bool) {
+	if len(bytes.TrimSpace(w.cur)) > 0 {
+		return bytes.TrimSpace(w.cur), w.curLong
+	}
+	if len(w.last) > 0 {
+		return bytes.TrimSpace(w.last), w.lastLong
+	}
+	return nil, false
 }

@@ -72,10 +72,36 @@ func TestLastLines(t *testing.T) {
 			t.Errorf("lastLines(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
 		}
 	}
-	if got := string(lastNonEmptyLine([]byte("1\n{\"a\": 2}\n\n  \n"))); got != `{"a": 2}` {
-		t.Errorf("lastNonEmptyLine = %q", got)
-	}
-	if got := lastNonEmptyLine([]byte("\n\n")); got != nil {
-		t.Errorf("lastNonEmptyLine of blank = %q", got)
+}
+
+// The result line is the last non-blank line, whole, however the output is cut into writes,
+// and flagged when it passes the bound.
+func TestLastLineWriter(t *testing.T) {
+	long := strings.Repeat("y", 3000)
+	for _, c := range []struct {
+		out, want string
+		max       int
+		tooLong   bool
+	}{
+		{"1\n{\"a\": 2}\n\n  \n", `{"a": 2}`, 100, false},
+		{"\n\n", "", 100, false},
+		{"no newline at the end", "no newline at the end", 100, false},
+		{"first\n" + long + "\n", long, 5000, false},
+		{"first\n" + long + "\nlast", "last", 100, false},
+		{"first\n" + long + "\n", long[:100], 100, true},
+	} {
+		for _, size := range []int{1, 7, 1 << 20} {
+			w := &lastLineWriter{max: c.max}
+			for out := c.out; len(out) > 0; {
+				k := min(size, len(out))
+				w.Write([]byte(out[:k]))
+				out = out[k:]
+			}
+			got, tooLong := w.line()
+			if string(got) != c.want || tooLong != c.tooLong {
+				t.Errorf("writes of %d: line of %.20q... = %.20q (%d bytes), %v; want %.20q (%d bytes), %v",
+					size, c.out, got, len(got), tooLong, c.want, len(c.want), c.tooLong)
+			}
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,6 +140,11 @@ func (e *Executor) runAttempt(ctx context.Context, cmd *lang.Command, t Task, at
 	if len(cmd.Args) == 0 || cmd.Args[0] == "" {
 		return fail("ValueError", "exec needs a program to run")
 	}
+	for i, a := range cmd.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fail("ValueError", "exec argument %d (%.40q) holds a NUL byte, which no program argument can carry", i, a)
+		}
+	}
 	if ctx.Err() != nil {
 		res.Status, res.Message = Canceled, "canceled before the attempt started"
 		return res
@@ -163,7 +169,8 @@ func (e *Executor) runAttempt(ctx context.Context, cmd *lang.Command, t Task, at
 		max = DefaultMaxOutput
 	}
 	stdout, stderr := NewBoundedBuffer(max), NewBoundedBuffer(max)
-	state, runErr := e.startAndWait(actx, cmd, dir, t, attempt, stdout, stderr)
+	resultLine := &lastLineWriter{max: MaxResultLine}
+	state, runErr := e.startAndWait(actx, cmd, dir, t, attempt, io.MultiWriter(stdout, resultLine), stderr)
 	res.Stdout, res.Stderr = nonEmpty(stdout.Bytes()), nonEmpty(stderr.Bytes())
 	if runErr != nil {
 		return fail(startErrorClass(runErr), "task %s attempt %d: start %q: %v", t.Name, attempt, cmd.Args[0], unwrapStart(runErr))
@@ -187,8 +194,11 @@ func (e *Executor) runAttempt(ctx context.Context, cmd *lang.Command, t Task, at
 		return fail("ExitError", "exit status %d", code)
 	}
 	res.ExitCode = &code
+	line, tooLong := resultLine.line()
+	if tooLong {
+		return fail("ValueError", "the result (the last line of standard output) is longer than %d MiB", MaxResultLine>>20)
+	}
 	res.Status = Completed
-	line := lastNonEmptyLine(stdout.Tail())
 	switch {
 	case line == nil:
 		res.ValueJSON = []byte("null")
