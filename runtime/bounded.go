@@ -123,7 +123,6 @@ func lastLines(data []byte, n int) string {
 	return string(data[i:])
 }
 
-
 // MaxResultLine bounds the line a program's result is read from.
 const MaxResultLine = 64 << 20
 
