@@ -533,6 +533,21 @@ func (c *Catalog) Heartbeat(ctx context.Context, jobID string, at time.Time) (ca
 	return cancelRequested, nil
 }
 
+// SetBackendState records what the job's backend needs to re-attach to its remote work.
+func (c *Catalog) SetBackendState(ctx context.Context, jobID string, state []byte) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET backend_state = ? WHERE job_id = ?`, nullJSON(state), jobID)
+		if err != nil {
+			return err
+		}
+		return requireRow(res)
+	})
+	if err != nil {
+		return fmt.Errorf("save the backend state of job %s: %w", jobID, err)
+	}
+	return nil
+}
+
 // RequestCancel asks the job's driver to cancel it.
 func (c *Catalog) RequestCancel(ctx context.Context, jobID string) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {

@@ -85,6 +85,17 @@ func OpenReader(path string) (*Reader, error) {
 		r.Close()
 		return nil, fmt.Errorf("open catalog %s read-only: could not forbid attached databases (limit %d, %v)", abs, n, err)
 	}
+	// A catalog that a first job is creating at this moment has no tables yet; say so, rather
+	// than "no such table".
+	var version int
+	if err := r.conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("open catalog %s read-only: %w", abs, err)
+	}
+	if version == 0 {
+		r.Close()
+		return nil, fmt.Errorf("open catalog: %s has no tables yet (the first job is creating them; try again in a moment)", abs)
+	}
 	return r, nil
 }
 

@@ -125,3 +125,24 @@ func JobID(ctx context.Context) string {
 	id, _ := ctx.Value(jobIDKey{}).(string)
 	return id
 }
+
+// Reattacher is a Backend whose work goes on without its driver (a YARN application, EC2
+// hosts), so that a new driver can pick it up again. Run saves what Reattach needs with
+// SaveState; Resume then calls Reattach with the tasks not Completed, instead of Run.
+type Reattacher interface {
+	Backend
+	// Reattach reports, as Run does, every task received on tasks, taking the results the
+	// earlier run's remote work recorded or records, and running afresh those it never will.
+	Reattach(ctx context.Context, job *lang.Job, env *lang.Env, state []byte, tasks <-chan Task, r Reporter) error
+}
+
+type saveStateKey struct{}
+
+// SaveState records state in the job's catalog row, for a later Reattach. It is a no-op for a
+// backend run outside the driver.
+func SaveState(ctx context.Context, state []byte) error {
+	if save, ok := ctx.Value(saveStateKey{}).(func([]byte) error); ok {
+		return save(state)
+	}
+	return nil
+}

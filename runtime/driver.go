@@ -205,6 +205,12 @@ func (s *doneSet) has(i int) bool {
 	return s != nil && i/64 < len(s.bits) && s.bits[i/64]&(1<<(i%64)) != 0
 }
 
+// saveState writes a backend's re-attach state into the job's row.
+func (d *driver) saveState(state []byte) error {
+	d.row.BackendState = state // read again only after the backend returned
+	return d.cat.SetBackendState(context.WithoutCancel(context.Background()), d.row.ID, state)
+}
+
 // driver is one run of a job.
 type driver struct {
 	cat     *catalog.Catalog
@@ -243,7 +249,13 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	planDone := make(chan error, 1)
 	go func() { planDone <- d.plan(ctx, tasks, rec, backendDone) }()
 
-	backendErr := d.backend.Run(WithJobID(ctx, d.row.ID), d.job, d.env, tasks, rec)
+	bctx := context.WithValue(WithJobID(ctx, d.row.ID), saveStateKey{}, d.saveState)
+	var backendErr error
+	if re, ok := d.backend.(Reattacher); ok && d.earlier != nil && d.row.BackendState != nil {
+		backendErr = re.Reattach(bctx, d.job, d.env, d.row.BackendState, tasks, rec)
+	} else {
+		backendErr = d.backend.Run(bctx, d.job, d.env, tasks, rec)
+	}
 	close(backendDone)
 	planErr := <-planDone
 	rec.close()

@@ -2,6 +2,7 @@ package hadoop
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -108,20 +109,12 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		return fmt.Errorf("submit the application: %w", err)
 	}
 	b.logf("hadoop: job staged in %s; YARN application %s", storeURL, app.ID)
-
-	var lastCheck time.Time
-	d.Watch = func(ctx context.Context) error {
-		if time.Since(lastCheck) < time.Second {
-			return nil
-		}
-		lastCheck = time.Now()
-		rep, err := rm.App(ctx, app.ID)
-		if err != nil || !rep.Terminal() {
-			return nil // the ResourceManager may be briefly unreachable; the app goes on
-		}
-		return fmt.Errorf("YARN application %s ended %s/%s before every task finished: %s",
-			app.ID, rep.State, rep.FinalStatus, strings.TrimSpace(rep.Diagnostics))
+	st, _ := json.Marshal(runState{App: app.ID.String(), NameNode: cfg.NameNode, Dir: dir, WebApp: cfg.WebApp})
+	if err := rt.SaveState(ctx, st); err != nil {
+		b.logf("hadoop: %v (a new driver will not be able to re-attach)", err)
 	}
+
+	d.Watch = watchApp(rm, app.ID)
 	runErr := d.Run(ctx, job, tasks, r)
 
 	// The application ends on its own when every task has results; a failure or a cancel
@@ -147,6 +140,85 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 			app.ID, rep.State, rep.FinalStatus, rep.Diagnostics)
 	}
 	return nil
+}
+
+// watchApp is a remote.Driver's Watch: an error once the application ended, asked of the
+// ResourceManager at most once a second.
+func watchApp(rm *yarn.RMClient, app yarn.ApplicationID) func(context.Context) error {
+	var last time.Time
+	return func(ctx context.Context) error {
+		if time.Since(last) < time.Second {
+			return nil
+		}
+		last = time.Now()
+		rep, err := rm.App(ctx, app)
+		if err != nil || !rep.Terminal() {
+			return nil // the ResourceManager may be briefly unreachable; the app goes on
+		}
+		return fmt.Errorf("YARN application %s ended %s/%s before every task finished: %s",
+			app, rep.State, rep.FinalStatus, strings.TrimSpace(rep.Diagnostics))
+	}
+}
+
+// runState is what a new driver needs to re-attach to a run: its application and staging.
+type runState struct {
+	App      string `json:"app"`
+	NameNode string `json:"namenode"`
+	Dir      string `json:"dir"`
+	WebApp   string `json:"webapp"`
+}
+
+var _ rt.Reattacher = (*Backend)(nil)
+
+// Reattach picks up the run of a job whose driver died: the YARN application goes on without
+// it (or has ended), and its results are in HDFS. It reports those of the tasks received,
+// waiting for the ones still running, and runs afresh, in a new application, the tasks the
+// old one ended without.
+func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, state []byte, tasks <-chan rt.Task, r rt.Reporter) error {
+	var st runState
+	if err := json.Unmarshal(state, &st); err != nil || st.App == "" {
+		return b.Run(ctx, job, env, tasks, r)
+	}
+	cfg, err := b.config(env)
+	if err != nil {
+		return err
+	}
+	app, err := yarn.ParseApplicationID(st.App)
+	if err != nil {
+		return fmt.Errorf("re-attach: %w", err)
+	}
+	store, err := OpenStore(st.NameNode, cfg.User, st.Dir)
+	if err != nil {
+		return fmt.Errorf("re-attach: cannot reach the HDFS NameNode at %s: %w", st.NameNode, err)
+	}
+	defer store.Close()
+	rm, err := yarn.NewRMClient("http://"+st.WebApp, cfg.User)
+	if err != nil {
+		return err
+	}
+	b.app = app
+	b.logf("hadoop: re-attaching to YARN application %s (staged in %s)", app, st.Dir)
+	d := &remote.Driver{Store: store, Watch: watchApp(rm, app)}
+	missing, err := d.Collect(ctx, tasks, r)
+	if ctx.Err() != nil {
+		kctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		rm.Kill(kctx, app)
+		return ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("re-attach to %s: %w", app, err)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	b.logf("hadoop: YARN application %s ended without %d tasks; running them again", app, len(missing))
+	again := make(chan rt.Task, len(missing))
+	for _, t := range missing {
+		again <- t
+	}
+	close(again)
+	return b.Run(ctx, job, env, again, r)
 }
 
 // App is the YARN application of the last Run, for tests.

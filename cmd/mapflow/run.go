@@ -235,12 +235,17 @@ func (a *app) resumeCommand() *cobra.Command {
 				return err
 			}
 			defer cat.Close()
-			p := a.newProgress(row.Name)
-			report, err := rt.Resume(cmd.Context(), cat, newBackend, row, rt.Options{Progress: p.update})
-			p.finish()
-			return a.finishRun(report, err)
+			return a.resume(cmd.Context(), cat, row)
 		},
 	}
+}
+
+// resume finishes a job whose driver died, showing progress as run does.
+func (a *app) resume(ctx context.Context, cat *catalog.Catalog, row *catalog.Job) error {
+	p := a.newProgress(row.Name)
+	report, err := rt.Resume(ctx, cat, newBackend, row, rt.Options{Progress: p.update})
+	p.finish()
+	return a.finishRun(report, err)
 }
 
 func (a *app) waitCommand() *cobra.Command {
@@ -255,6 +260,11 @@ func (a *app) waitCommand() *cobra.Command {
 			}
 			defer cat.Close()
 			for !rt.Status(row.Status).Final() {
+				if rt.DriverGone(row) && len(row.BackendState) > 0 {
+					// The work goes on remotely without its driver: become its driver.
+					fmt.Fprintf(a.stderr, "job %s: its driver is gone; re-attaching to its remote work\n", row.ID)
+					return a.resume(cmd.Context(), cat, row)
+				}
 				if rt.DriverGone(row) {
 					return fmt.Errorf("job %s is %s but its driver (pid %d on %s) is gone; finish it with: mapflow resume %s",
 						row.ID, row.Status, row.DriverPID, row.DriverHost, row.ID)

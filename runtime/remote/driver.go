@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"time"
 
@@ -213,8 +214,61 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, stag
 	}
 }
 
+// Collect re-attaches to a staged job: it reports the results in the store of every task
+// received on tasks, as they land. It returns nil once each has its results, or, when Watch
+// says the remote work ended first, the tasks still without results, to be run afresh.
+func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporter) (missing []rt.Task, err error) {
+	want := map[int]rt.Task{}
+	for t := range tasks {
+		want[t.Index] = t
+	}
+	poll := d.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	seen := map[string]bool{}
+	done := map[int]bool{}
+	for {
+		if err := d.collectOnly(ctx, seen, done, want, r); err != nil {
+			return nil, err
+		}
+		if len(done) == len(want) {
+			return nil, nil
+		}
+		if d.Watch != nil {
+			if werr := d.Watch(ctx); werr != nil && ctx.Err() == nil {
+				if err := d.collectOnly(ctx, seen, done, want, r); err != nil {
+					return nil, err
+				}
+				for i, t := range want {
+					if !done[i] {
+						missing = append(missing, t)
+					}
+				}
+				sort.Slice(missing, func(a, b int) bool { return missing[a].Index < missing[b].Index })
+				return missing, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// collectOnly is collect for the tasks in want alone.
+func (d *Driver) collectOnly(ctx context.Context, seen map[string]bool, done map[int]bool, want map[int]rt.Task, r rt.Reporter) error {
+	return d.collectFiltered(ctx, seen, done, func(i int) bool { _, ok := want[i]; return ok }, r)
+}
+
 // collect reads the result objects not read before and reports their records.
 func (d *Driver) collect(ctx context.Context, seen map[string]bool, done map[int]bool, r rt.Reporter) error {
+	return d.collectFiltered(ctx, seen, done, nil, r)
+}
+
+// collectFiltered is collect for the tasks that keep says to keep (all when keep is nil).
+func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done map[int]bool, keep func(int) bool, r rt.Reporter) error {
 	names, err := d.Store.List(ctx, resultsDir)
 	if err != nil {
 		return fmt.Errorf("list results: %w", err)
@@ -237,8 +291,8 @@ func (d *Driver) collect(ctx context.Context, seen map[string]bool, done map[int
 		seen[name] = true
 		for i := range lines {
 			l := &lines[i]
-			if done[l.Index] {
-				continue // a run of a worker thought lost finished after all
+			if done[l.Index] || keep != nil && !keep(l.Index) {
+				continue // a run of a worker thought lost finished after all, or not asked for
 			}
 			kind := rt.TaskFinished
 			if l.Retry {
