@@ -20,6 +20,10 @@ import (
 // ErrJobNotFound is returned when no job has the id or name asked for.
 var ErrJobNotFound = errors.New("job not found")
 
+// ErrCatalogUnwritable wraps the failures of writes that no retry mends: a full disk, a
+// read-only or failing file system.
+var ErrCatalogUnwritable = errors.New("the catalog cannot be written")
+
 // Connection settings.
 const (
 	// busyTimeoutMS is how long SQLite itself waits for a lock before a statement fails busy.
@@ -232,7 +236,7 @@ func (c *Catalog) writeRaw(ctx context.Context, fn func(driverConn) error) error
 func (c *Catalog) withConn(ctx context.Context, fn func(*sql.Conn) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return retryBusy(ctx, func() error {
+	err := retryBusy(ctx, func() error {
 		if c.wconn == nil {
 			conn, err := c.w.Conn(ctx)
 			if err != nil {
@@ -247,6 +251,16 @@ func (c *Catalog) withConn(ctx context.Context, fn func(*sql.Conn) error) error 
 		}
 		return err
 	})
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_FULL:
+			return fmt.Errorf("%w: the disk holding %s is full; free some space, then finish the job with mapflow resume (%w)", ErrCatalogUnwritable, c.path, err)
+		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			return fmt.Errorf("%w: %s cannot be written (a read-only or failing disk?); fix it, then finish the job with mapflow resume (%w)", ErrCatalogUnwritable, c.path, err)
+		}
+	}
+	return err
 }
 
 // retryBusy calls fn until it returns something other than a busy error, waiting with jittered

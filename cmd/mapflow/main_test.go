@@ -34,6 +34,8 @@ func TestScripts(t *testing.T) {
 			switch cond {
 			case "hadoop":
 				return hadoopEnv != nil, nil
+			case "root":
+				return os.Geteuid() == 0, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
