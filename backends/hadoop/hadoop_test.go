@@ -1,15 +1,19 @@
 package hadoop
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mapflow/mapflow/catalog"
+	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
 	"github.com/mapflow/mapflow/runtime/backendtest"
 )
@@ -78,4 +82,56 @@ func loseWorker(t *testing.T, b rt.Backend) {
 		}
 	}
 	t.Errorf("no worker process of %s to kill", app)
+}
+
+// The staged job (its script, params, shipped files and results) is readable by its owner
+// only.
+func TestStagingIsPrivate(t *testing.T) {
+	confDir, hdfs := cluster(t)
+	dir := t.TempDir()
+	src := fmt.Sprintf("job private\nenv hadoop { containers = 1, container_memory_mb = 256, dist_path = \"hdfs://%s/tmp/mapflow-private\", hadoop_conf_dir = %q }\n"+
+		"func add(x, y) = x + y\nparams [{x: 1, y: 2}]\n", hdfs, confDir)
+	path := filepath.Join(dir, "private.mf")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job, err := lang.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := job.DefaultEnv("")
+	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	rep, err := rt.Run(context.Background(), cat, New(nil), job, env, rt.Options{})
+	if err != nil || rep.Status != rt.Completed {
+		t.Fatalf("run: %v, %+v", err, rep)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenStore(hdfs, me.Username, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, p := range []string{"/tmp/mapflow-private/" + rep.JobID} {
+		fi, err := store.Client().Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s has mode %v, want 0700", p, fi.Mode().Perm())
+		}
+		runs, err := store.Client().ReadDir(p)
+		if err != nil || len(runs) != 1 {
+			t.Fatalf("runs under %s: %v, %v", p, runs, err)
+		}
+		if m := runs[0].Mode().Perm(); m != 0o700 {
+			t.Errorf("%s/%s has mode %v, want 0700", p, runs[0].Name(), m)
+		}
+	}
 }
