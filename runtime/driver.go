@@ -138,6 +138,9 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 		return nil, fmt.Errorf("resume %s: read its tasks: %w", row.ID, err)
 	}
 
+	// A job whose driver died mid-run may have remote work going on to re-attach to; a job
+	// that ended (Failed, Canceled) is finished by running its unfinished tasks afresh.
+	reattach := !Status(row.Status).Final() && row.BackendState != nil
 	now := time.Now().UTC()
 	host, _ := os.Hostname()
 	row.Status = string(Running)
@@ -149,7 +152,7 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	if err := cat.UpdateJob(ctx, row); err != nil {
 		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
 	}
-	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, earlier: &earlier}
+	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, earlier: &earlier, reattach: reattach}
 	return d.run(ctx)
 }
 
@@ -220,6 +223,8 @@ type driver struct {
 	row     *catalog.Job
 	opts    Options
 	earlier *doneSet // tasks completed before a resume; nil for a new job
+	// reattach: the backend picks up the remote work of the run whose driver died
+	reattach bool
 }
 
 func (d *driver) run(parent context.Context) (*Report, error) {
@@ -251,7 +256,7 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 
 	bctx := context.WithValue(WithJobID(ctx, d.row.ID), saveStateKey{}, d.saveState)
 	var backendErr error
-	if re, ok := d.backend.(Reattacher); ok && d.earlier != nil && d.row.BackendState != nil {
+	if re, ok := d.backend.(Reattacher); ok && d.reattach {
 		backendErr = re.Reattach(bctx, d.job, d.env, d.row.BackendState, tasks, rec)
 	} else {
 		backendErr = d.backend.Run(bctx, d.job, d.env, tasks, rec)
