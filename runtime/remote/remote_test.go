@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
@@ -68,4 +69,38 @@ func (b *dirBackend) lose(t *testing.T) {
 func TestConformance(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) rt.Backend { return &dirBackend{t: t, workers: 3} },
 		backendtest.Options{LoseWorker: func(t *testing.T, b rt.Backend) { b.(*dirBackend).lose(t) }})
+}
+
+// A worker killed between creating its claim and writing its id leaves an empty claim: after
+// claimGrace another worker runs the chunk.
+func TestAbandonedClaim(t *testing.T) {
+	defer func(g time.Duration) { claimGrace = g }(claimGrace)
+	claimGrace = 200 * time.Millisecond
+	ctx := context.Background()
+	store := DirStore(t.TempDir())
+	lines, _ := encodeLines([]taskLine{{Index: 0, Name: "f-0", Params: []byte(`{"x":1}`)}})
+	manifest, _ := encodeLines([]Manifest{{JobID: "t", ScriptPath: "t.mf", Script: "job t\nfunc f(x) = x + 1\nparams [{x: 1}]\n"}})
+	for name, data := range map[string][]byte{manifestName: manifest, chunkObject(0): lines, endName: []byte("1"),
+		claimObject(0, 1): nil} {
+		if err := store.Put(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &Worker{Store: store, ID: "w2", Host: "h", Dir: t.TempDir(), Threads: 1, Poll: 20 * time.Millisecond}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := w.Run(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Get(ctx, resultObject(0, 2)); err != nil {
+		t.Fatalf("the second run of the chunk did not end: %v", err)
+	}
+	data, err := store.Get(ctx, resultPartObject(0, 2, 1)) // a re-run writes as it goes
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := decodeLines[resultLine](data)
+	if len(rs) != 1 || rs[0].Status != rt.Completed || string(rs[0].Value) != "2" || rs[0].Attempt != 2 {
+		t.Errorf("results %+v", rs)
+	}
 }

@@ -308,6 +308,31 @@ type scanner struct {
 	mu sync.Mutex
 	// from is the first chunk that may still need a claim: every earlier one has results.
 	from int
+	// blank holds when each claim was first seen with no owner written in it.
+	blank map[string]time.Time
+}
+
+// claimGrace is how long a claim may show no owner before it counts as abandoned: a worker
+// killed between creating its claim and writing its id leaves the file empty for good (on
+// HDFS its lease is open, and what it wrote is not visible), while a live one writes its id
+// within milliseconds.
+var claimGrace = 10 * time.Second
+
+// abandoned tells whether the claim object name, with content owner, was left without an
+// owner by a worker that died while writing it.
+func (s *scanner) abandoned(name string, owner []byte) bool {
+	if len(strings.TrimSpace(string(owner))) > 0 {
+		return false
+	}
+	if s.blank == nil {
+		s.blank = map[string]time.Time{}
+	}
+	first, ok := s.blank[name]
+	if !ok {
+		s.blank[name] = time.Now()
+		return false
+	}
+	return time.Since(first) > claimGrace
 }
 
 // claim returns a chunk and run this worker now holds, or chunk -1 when nothing is left to
@@ -333,11 +358,12 @@ func (s *scanner) claim(ctx context.Context) (chunk, run int, err error) {
 				continue
 			}
 			if k > 0 {
-				owner, err := s.store.Get(ctx, claimObject(n, k))
+				name := claimObject(n, k)
+				owner, err := s.store.Get(ctx, name)
 				if err != nil && !errors.Is(err, ErrNotExist) {
 					return -1, 0, err
 				}
-				if !st.lost[strings.TrimSpace(string(owner))] {
+				if !st.lost[strings.TrimSpace(string(owner))] && !s.abandoned(name, owner) {
 					open = true
 					continue
 				}
