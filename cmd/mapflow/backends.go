@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"os"
 
+	"github.com/mapflow/mapflow/backends/ec2"
 	"github.com/mapflow/mapflow/backends/hadoop"
 	"github.com/mapflow/mapflow/backends/local"
 	"github.com/mapflow/mapflow/lang"
@@ -21,6 +23,14 @@ func newBackend(env *lang.Env) (rt.Backend, error) {
 			return nil, err
 		}
 		return local.New(cfg), nil
+	case "ec2":
+		cfg, err := ec2.ConfigFromEnv(env)
+		if err != nil {
+			return nil, err
+		}
+		b := ec2.New(cfg)
+		b.Log = os.Stderr
+		return b, nil
 	case "hadoop":
 		cfg, err := hadoop.ConfigFromEnv(env)
 		if err != nil {
@@ -56,6 +66,13 @@ func openStore(raw string) (remote.Store, func(), error) {
 			return nil, nil, err
 		}
 		return s, func() { s.Close() }, nil
+	case "s3":
+		// s3://bucket/prefix?region=R&endpoint=URL; credentials from the SDK's default chain.
+		s, err := ec2.OpenStore(context.Background(), raw)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() {}, nil
 	}
-	return nil, nil, usageErr("--store %q: use hdfs://NAMENODE:PORT/dir or file:///dir", raw)
+	return nil, nil, usageErr("--store %q: use hdfs://NAMENODE:PORT/dir, s3://BUCKET/PREFIX or file:///dir", raw)
 }

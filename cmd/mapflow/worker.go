@@ -44,7 +44,7 @@ func (a *app) workerCommand() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&store, "store", "", "the job's staging directory: hdfs://NAMENODE:PORT/dir or file:///dir")
+	cmd.Flags().StringVar(&store, "store", "", "the job's staging directory: hdfs://NAMENODE:PORT/dir, s3://BUCKET/PREFIX or file:///dir")
 	cmd.Flags().StringVar(&id, "id", "", "this worker's id, unique in the job (a container or instance id)")
 	cmd.Flags().StringVar(&host, "host", "", "the host recorded for its tasks (default: the host name)")
 	cmd.Flags().StringVar(&dir, "dir", "", "a directory of its own for shipped files and task directories (default: a temporary one)")
