@@ -190,6 +190,19 @@ func (a *app) findJob(ctx context.Context, ref string) (*catalog.Catalog, *catal
 	return cat, j, nil
 }
 
+// withJob makes the RunE of a command whose first argument is a JOB (an id, or a name for its
+// latest run): fn gets the open catalog and the job's row.
+func (a *app) withJob(fn func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cat, row, err := a.findJob(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		defer cat.Close()
+		return fn(cmd, args, cat, row)
+	}
+}
+
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

@@ -19,12 +19,7 @@ func (a *app) statusCommand() *cobra.Command {
 		Use:   "status JOB",
 		Short: "Show a job's state and its tasks' counts by status",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, row, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
 			counts, err := cat.CountByStatus(cmd.Context(), row.ID)
 			if err != nil {
 				return err
@@ -53,7 +48,7 @@ func (a *app) statusCommand() *cobra.Command {
 				fmt.Fprintf(w, "error:     %s\n", row.Error)
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -92,18 +87,13 @@ func (a *app) resultsCommand() *cobra.Command {
 		Use:   "results JOB",
 		Short: "Print a job's combined result as JSON",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, row, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
 			if !rt.Status(row.Status).Final() {
 				return fmt.Errorf("job %s is still %s; wait for it with: mapflow wait %s", row.ID, row.Status, row.ID)
 			}
 			fmt.Fprintln(a.stdout, formatValue(decodeJSON(row.Result)))
 			return nil
-		},
+		}),
 	}
 }
 
@@ -112,17 +102,12 @@ func (a *app) mapResultsCommand() *cobra.Command {
 		Use:   "map-results JOB",
 		Short: "Print every task's result in params order as a JSON list (null for tasks that did not complete)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, row, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
 			// Streamed: a million results print without holding them all.
 			w := a.stdout
 			fmt.Fprint(w, "[")
 			next := 0
-			err = cat.Tasks(cmd.Context(), row.ID, func(t *catalog.Task) error {
+			err := cat.Tasks(cmd.Context(), row.ID, func(t *catalog.Task) error {
 				for ; next < t.Index; next++ {
 					fmt.Fprint(w, sep(next), "null")
 				}
@@ -139,7 +124,7 @@ func (a *app) mapResultsCommand() *cobra.Command {
 			}
 			fmt.Fprintln(w, "]")
 			return err
-		},
+		}),
 	}
 }
 
@@ -160,14 +145,9 @@ func (a *app) metricsCommand() *cobra.Command {
 		Use:   "metrics JOB",
 		Short: "Print the per-task table: task_name, status, start_time, run_time, exception, exception_message, exception_traceback",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, row, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
 			t := &table{cols: metricsCols, numeric: map[string]bool{"run_time": true}}
-			err = cat.Tasks(cmd.Context(), row.ID, func(task *catalog.Task) error {
+			err := cat.Tasks(cmd.Context(), row.ID, func(task *catalog.Task) error {
 				runTime := ""
 				if !task.Start.IsZero() && !task.End.IsZero() {
 					runTime = formatSeconds(task.End.Sub(task.Start))
@@ -180,7 +160,7 @@ func (a *app) metricsCommand() *cobra.Command {
 				return err
 			}
 			return t.write(a.stdout, format)
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table, csv or json")
 	return cmd
@@ -225,12 +205,7 @@ func (a *app) logsCommand() *cobra.Command {
 		Use:   "logs JOB [TASK]",
 		Short: "Print the captured stdout and stderr of a job's tasks (TASK: a task name or index)",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, row, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
 			if len(args) == 2 {
 				index, err := a.taskIndex(cmd.Context(), cat, row, args[1])
 				if err != nil {
@@ -239,7 +214,7 @@ func (a *app) logsCommand() *cobra.Command {
 				return a.printLogs(cmd.Context(), cat, row, index, false)
 			}
 			var indexes []int
-			err = cat.Tasks(cmd.Context(), row.ID, func(t *catalog.Task) error {
+			err := cat.Tasks(cmd.Context(), row.ID, func(t *catalog.Task) error {
 				indexes = append(indexes, t.Index)
 				return nil
 			})
@@ -252,7 +227,7 @@ func (a *app) logsCommand() *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -306,17 +281,12 @@ func (a *app) errorCommand() *cobra.Command {
 		Use:   "error JOB",
 		Short: "Print why a job or its tasks failed: the job's error and each failed task's exception",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, row, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
 			if row.Error != "" {
 				fmt.Fprintf(a.stdout, "job %s: %s\n", row.ID, row.Error)
 			}
 			n := 0
-			err = cat.Tasks(cmd.Context(), row.ID, func(t *catalog.Task) error {
+			err := cat.Tasks(cmd.Context(), row.ID, func(t *catalog.Task) error {
 				if t.Status != string(rt.Failed) {
 					return nil
 				}
@@ -334,7 +304,7 @@ func (a *app) errorCommand() *cobra.Command {
 				fmt.Fprintf(a.stdout, "job %s: no errors\n", row.ID)
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -347,13 +317,8 @@ func (a *app) cancelCommand() *cobra.Command {
 		Use:   "cancel JOB",
 		Short: "Cancel a running job: its pending tasks become Canceled",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: a.withJob(func(cmd *cobra.Command, _ []string, cat *catalog.Catalog, row *catalog.Job) error {
 			ctx := cmd.Context()
-			cat, row, err := a.findJob(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
 			if rt.Status(row.Status).Final() {
 				fmt.Fprintf(a.stderr, "job %s already ended: %s\n", row.ID, row.Status)
 				return nil
@@ -365,6 +330,7 @@ func (a *app) cancelCommand() *cobra.Command {
 			// so the rows are settled here.
 			deadline := time.Now().Add(15 * time.Second)
 			for time.Now().Before(deadline) {
+				var err error
 				if row, err = cat.FindJob(ctx, row.ID); err != nil {
 					return err
 				}
@@ -388,6 +354,6 @@ func (a *app) cancelCommand() *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "job %s: Canceled (%d unfinished tasks marked Canceled; its driver was not running)\n", row.ID, n)
 			return nil
-		},
+		}),
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/report"
 )
 
@@ -20,12 +21,7 @@ tasks with their tracebacks. The file needs no network, so it opens offline and 
 to a ticket. Without -o it is written to JOB_ID.html in the current directory; -o - writes it
 to standard output.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, job, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, _ []string, cat *catalog.Catalog, job *catalog.Job) error {
 			if out == "-" {
 				return report.Write(cmd.Context(), a.stdout, cat, job)
 			}
@@ -46,7 +42,7 @@ to standard output.`,
 			}
 			fmt.Fprintf(a.stderr, "wrote %s (job %s, %d tasks)\n", out, job.ID, job.NumTasks)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the HTML file to write (default JOB_ID.html; - for standard output)")
 	return cmd

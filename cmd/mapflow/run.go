@@ -229,14 +229,9 @@ func (a *app) resumeCommand() *cobra.Command {
 		Use:   "resume JOB",
 		Short: "Finish a job whose driver died, re-running only tasks not Completed",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, row, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
 			return a.resume(cmd.Context(), cat, row)
-		},
+		}),
 	}
 }
 
@@ -253,12 +248,7 @@ func (a *app) waitCommand() *cobra.Command {
 		Use:   "wait JOB",
 		Short: "Wait for a job to end, then print its results as run does",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, row, err := a.findJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer cat.Close()
+		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
 			for !rt.Status(row.Status).Final() {
 				if rt.DriverGone(row) && len(row.BackendState) > 0 {
 					// The work goes on remotely without its driver: become its driver.
@@ -274,12 +264,13 @@ func (a *app) waitCommand() *cobra.Command {
 					return &exitError{code: exitCanceled, err: errors.New("interrupted; the job goes on")}
 				case <-time.After(200 * time.Millisecond):
 				}
+				var err error
 				if row, err = cat.FindJob(cmd.Context(), row.ID); err != nil {
 					return err
 				}
 			}
 			return a.printStored(cmd.Context(), cat, row)
-		},
+		}),
 	}
 }
 
