@@ -2,6 +2,7 @@ package ec2
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -148,6 +149,10 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		return err
 	}
 	f.logf("staged the job in s3://%s/%s", bucket, staging)
+	state, _ := json.Marshal(runState{Bucket: bucket, Staging: staging, RunID: runID, Region: c.region, Endpoint: cfg.Endpoint})
+	if err := rt.SaveState(ctx, state); err != nil {
+		f.logf("%v (a new driver will not be able to re-attach)", err)
+	}
 
 	// Set before the launch: a launch canceled halfway may have started some.
 	if cfg.KeepHosts {
