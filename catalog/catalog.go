@@ -36,8 +36,10 @@ const (
 	readConns = 4
 )
 
-// pageSize applies to new catalogs only.
-var pageSize = 4096
+// pageSize applies to new catalogs only. 16 KiB pages make a bulk write of task rows about a
+// tenth faster than SQLite's default 4 KiB (fewer b-tree splits and page headers per row), and
+// scans of the tasks table faster too; see bench/.
+var pageSize = 16384
 
 // Catalog is an open catalog file, for the driver and the CLI. Safe for concurrent use.
 type Catalog struct {
@@ -46,9 +48,9 @@ type Catalog struct {
 	r    *sql.DB // query-only connections
 
 	// wmu serializes this process's writes, and guards what they share.
-	wmu   sync.Mutex
-	wconn *sql.Conn           // w's connection, held; nil after it broke
-	nv    []driver.NamedValue // argument buffer of the task upserts
+	wmu    sync.Mutex
+	wconn  *sql.Conn              // w's connection, held; nil after it broke
+	chunks [chunksInFlight]*chunk // the task upserts' argument buffers, reused
 }
 
 // DefaultPath is where the catalog lives unless --catalog or MAPFLOW_CATALOG says otherwise:

@@ -6,8 +6,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // The task tables' columns, in the order of every statement and argument list below.
@@ -16,8 +20,8 @@ const (
 	end_time, run_time, result, exception, exception_message, exception_traceback, exit_code`
 	numTaskColumns = 15
 
-	// rowsPerStmt is the rows of one multi-row upsert: 7,500 parameters, well under SQLite's
-	// limit of 32,766, and large enough that per-statement costs vanish.
+	// rowsPerStmt is the rows of one multi-row upsert: at most 7,500 parameters, well under
+	// SQLite's limit of 32,766, and large enough that per-statement costs vanish.
 	rowsPerStmt = 500
 )
 
@@ -29,23 +33,35 @@ var (
 
 type taskTable struct{ name, key string }
 
-// upsertSQL is the statement writing n rows into t. A row for an existing key replaces it,
-// except that a missing (NULL) task_name or params keeps the stored one, so a status update
-// need not repeat the parameters.
-func (t taskTable) upsertSQL(n int) string {
+// upsertSQL is the statement writing the rows of ch into t: a multi-row upsert whose columns
+// that hold one value in every row of ch are written once, as literals, and the others are
+// parameters. A row for an existing key replaces it, except that a missing (NULL) task_name or
+// params keeps the stored one, so a status update need not repeat the parameters.
+func (t taskTable) upsertSQL(ch *chunk) string {
+	var row strings.Builder
+	row.WriteByte('(')
+	for col := range numTaskColumns {
+		if col > 0 {
+			row.WriteString(", ")
+		}
+		if lit := ch.lits[col]; lit != "" {
+			row.WriteString(lit)
+		} else {
+			row.WriteByte('?')
+		}
+	}
+	row.WriteByte(')')
 	var b strings.Builder
+	b.Grow(ch.rows*(row.Len()+2) + 1024)
 	b.WriteString("INSERT INTO ")
 	b.WriteString(t.name)
 	b.WriteString(" (" + taskColumns + ") VALUES ")
-	row := "(?" + strings.Repeat(", ?", numTaskColumns-1) + ")"
-	for i := range n {
+	for i := range ch.rows {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(row)
+		b.WriteString(row.String())
 	}
-	// "WHERE true" resolves the parsing ambiguity SQLite documents for an upsert on
-	// INSERT ... SELECT; harmless on VALUES.
 	fmt.Fprintf(&b, ` ON CONFLICT (%s) DO UPDATE SET
 		task_name = coalesce(excluded.task_name, task_name),
 		params = coalesce(excluded.params, params),
@@ -58,7 +74,8 @@ func (t taskTable) upsertSQL(n int) string {
 }
 
 // PutTasks upserts task rows by (job_id, task_index) in one transaction. A row replaces the
-// stored one, but a row without Name or Params keeps the stored name and parameters.
+// stored one, but a row without Name or Params keeps the stored name and parameters. The rows
+// must not change during the call.
 func (c *Catalog) PutTasks(ctx context.Context, rows []Task) error {
 	if err := c.putTasks(ctx, tasksTable, rows); err != nil {
 		return fmt.Errorf("put %d task rows: %w", len(rows), err)
@@ -75,6 +92,13 @@ func (c *Catalog) PutAttempts(ctx context.Context, rows []Task) error {
 	return nil
 }
 
+// putTasks writes rows in statements of rowsPerStmt rows. This is the catalog's hot path (a
+// job of a million expression tasks is bound by it), so it does three things beyond the plain
+// loop: it binds through the driver's own connection, skipping database/sql's conversions; it
+// writes the values a whole chunk shares (the job id, the host, the status, the NULLs of a
+// task that did not fail: 8 of the 15 columns of a completed expression task) once, as
+// literals of the statement, instead of binding them on every row; and it converts each
+// chunk's values on another goroutine while SQLite executes the previous chunk.
 func (c *Catalog) putTasks(ctx context.Context, t taskTable, rows []Task) error {
 	if len(rows) == 0 {
 		return nil
@@ -86,60 +110,164 @@ func (c *Catalog) putTasks(ctx context.Context, t taskTable, rows []Task) error 
 		}
 	}
 	return c.writeRaw(ctx, func(conn driverConn) error {
-		// c.wmu is held: c.nv is ours. Its ordinals are set once.
-		if c.nv == nil {
-			c.nv = make([]driver.NamedValue, rowsPerStmt*numTaskColumns)
-			for i := range c.nv {
-				c.nv[i].Ordinal = i + 1
-			}
-		}
-		// Drop the references to this batch's values when done.
+		stmts := map[string]driver.StmtExecContext{}
 		defer func() {
-			for i := range c.nv {
-				c.nv[i].Value = nil
+			for _, st := range stmts {
+				st.(driver.Stmt).Close()
 			}
 		}()
-
-		var full driver.Stmt
-		defer func() {
-			if full != nil {
-				full.Close()
-			}
-		}()
-		var conv argConv
-		for off := 0; off < len(rows); off += rowsPerStmt {
-			chunk := rows[off:min(off+rowsPerStmt, len(rows))]
-			nv := c.nv[:len(chunk)*numTaskColumns]
-			for i := range chunk {
-				conv.setTask(nv[i*numTaskColumns:(i+1)*numTaskColumns], &chunk[i])
-			}
-			st := full
-			if len(chunk) < rowsPerStmt {
-				// The tail of the batch: a statement of its own size, used once.
-				var err error
-				if st, err = conn.PrepareContext(ctx, t.upsertSQL(len(chunk))); err != nil {
-					return err
-				}
-				defer st.Close()
-			} else if full == nil {
+		// c.wmu is held: c.chunks are ours, and idle again once stop has returned.
+		ready, free, stop := convertChunks(rows, &c.chunks)
+		defer stop()
+		for ch := range ready {
+			st := stmts[ch.key]
+			if st == nil {
 				// Prepared per call, within the transaction: driver statements must not
 				// outlive the Raw call that made them.
-				var err error
-				if full, err = conn.PrepareContext(ctx, t.upsertSQL(rowsPerStmt)); err != nil {
+				ds, err := conn.PrepareContext(ctx, t.upsertSQL(ch))
+				if err != nil {
 					return err
 				}
-				st = full
+				ex, ok := ds.(driver.StmtExecContext)
+				if !ok {
+					ds.Close()
+					return fmt.Errorf("sqlite driver statement %T lacks ExecContext", ds)
+				}
+				st = ex
+				stmts[ch.key] = st
 			}
-			ex, ok := st.(driver.StmtExecContext)
-			if !ok {
-				return fmt.Errorf("sqlite driver statement %T lacks ExecContext", st)
-			}
-			if _, err := ex.ExecContext(ctx, nv); err != nil {
+			if _, err := st.ExecContext(ctx, ch.args); err != nil {
 				return err
 			}
+			free <- ch
 		}
 		return nil
 	})
+}
+
+// chunk is the statement arguments of up to rowsPerStmt rows.
+type chunk struct {
+	rows int
+	// lits holds, per column, the SQL literal of the value every row shares, or "" where the
+	// rows differ (or the value cannot be a literal); key is their signature with rows.
+	lits [numTaskColumns]string
+	key  string
+	args []driver.NamedValue // the values of the other columns, row after row
+	vals []any               // every value, row-major: numTaskColumns per row
+	conv argConv
+}
+
+// chunksInFlight is how many chunks the converter may have ready or in use: one executing,
+// one converted and waiting, one being converted.
+const chunksInFlight = 3
+
+// convertChunks converts rows into chunks on a goroutine of its own, reusing the chunks of
+// bufs (which it fills on first use). The caller receives them in order from ready and gives
+// each back on free once executed; stop ends the converter early and waits for it. The chunks
+// refer to the rows' byte slices and share buffers with later chunks, so a chunk is valid only
+// until it is given back.
+func convertChunks(rows []Task, bufs *[chunksInFlight]*chunk) (ready <-chan *chunk, free chan<- *chunk, stop func()) {
+	readyc := make(chan *chunk, chunksInFlight)
+	freec := make(chan *chunk, chunksInFlight)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	for i := range bufs {
+		if bufs[i] == nil {
+			bufs[i] = &chunk{}
+		}
+		freec <- bufs[i]
+	}
+	go func() {
+		defer close(done)
+		defer close(readyc)
+		for off := 0; off < len(rows); off += rowsPerStmt {
+			var ch *chunk
+			select {
+			case ch = <-freec:
+			case <-quit:
+				return
+			}
+			ch.fill(rows[off:min(off+rowsPerStmt, len(rows))])
+			readyc <- ch // never blocks: at most chunksInFlight chunks exist
+		}
+	}()
+	var once sync.Once
+	return readyc, freec, func() {
+		once.Do(func() {
+			close(quit)
+			<-done
+		})
+	}
+}
+
+// fill sets ch to the values of rows, which have passed checkTask.
+func (ch *chunk) fill(rows []Task) {
+	ch.rows = len(rows)
+	ch.conv.reset()
+	if cap(ch.vals) < len(rows)*numTaskColumns {
+		ch.vals = make([]any, rowsPerStmt*numTaskColumns)
+	}
+	vals := ch.vals[:len(rows)*numTaskColumns]
+	for i := range rows {
+		ch.conv.setTask(vals[i*numTaskColumns:(i+1)*numTaskColumns], &rows[i])
+	}
+	// A column is written as a literal when every row holds the same value and that value
+	// has a literal form.
+	var key strings.Builder
+	key.WriteString(strconv.Itoa(len(rows)))
+	varying := 0
+	for col := range numTaskColumns {
+		ch.lits[col] = ""
+		first := vals[col]
+		lit, ok := sqlLiteral(first)
+		for i := numTaskColumns + col; ok && i < len(vals); i += numTaskColumns {
+			ok = vals[i] == first
+		}
+		key.WriteByte('|')
+		if ok {
+			ch.lits[col] = lit
+			key.WriteString(lit)
+		} else {
+			varying++
+		}
+	}
+	ch.key = key.String()
+	n := len(rows) * varying
+	if cap(ch.args) < n {
+		ch.args = make([]driver.NamedValue, rowsPerStmt*numTaskColumns)
+		for i := range ch.args {
+			ch.args[i].Ordinal = i + 1
+		}
+	}
+	ch.args = ch.args[:n]
+	j := 0
+	for i, v := range vals {
+		if ch.lits[i%numTaskColumns] == "" {
+			ch.args[j].Value = v
+			j++
+		}
+	}
+	clear(vals) // drop the references to the rows
+}
+
+// maxLiteral bounds the text written into a statement as a literal.
+const maxLiteral = 256
+
+// sqlLiteral is v as an SQL literal with the type a bound v would have, and whether it has
+// one: NULL, an integer, or short valid UTF-8 text without NUL, quoted.
+func sqlLiteral(v any) (string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return "NULL", true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case string:
+		if len(x) > maxLiteral || !utf8.ValidString(x) || strings.IndexByte(x, 0) >= 0 {
+			return "", false
+		}
+		return "'" + strings.ReplaceAll(x, "'", "''") + "'", true
+	}
+	return "", false
 }
 
 // checkTask rejects a row the tables would not take.
@@ -155,17 +283,29 @@ func checkTask(t *Task) error {
 }
 
 // argConv builds statement arguments from rows with few allocations: the values are of the
-// types the driver binds directly (int64, float64, string, nil), and a job id repeated over a
-// batch is boxed once.
+// types the driver binds directly (int64, float64, string, nil); a job id repeated over a
+// batch is boxed once; JSON text is the rows' own bytes, not a copy (the driver copies it
+// when it binds); and times are formatted into one buffer per chunk.
 type argConv struct {
 	jobID    string
 	jobIDAny any
-	buf      []byte
+	times    []byte
+	sec      int64    // the Unix second of secText
+	secText  [32]byte // its text up to the microseconds: "YYYY-MM-DD HH:MM:SS."
+	secLen   int
+}
+
+func (a *argConv) reset() {
+	a.jobID, a.jobIDAny = "", nil
+	if a.times == nil {
+		a.times = make([]byte, 0, 2*rowsPerStmt*len("2006-01-02 15:04:05.000000"))
+	}
+	a.times = a.times[:0]
 }
 
 // setTask sets vals (numTaskColumns of them) to t's values in taskColumns order; t has
 // passed checkTask.
-func (a *argConv) setTask(vals []driver.NamedValue, t *Task) {
+func (a *argConv) setTask(vals []any, t *Task) {
 	status, _ := statusArg(t.Status)
 	if t.JobID != a.jobID || a.jobIDAny == nil {
 		a.jobID, a.jobIDAny = t.JobID, t.JobID
@@ -178,21 +318,34 @@ func (a *argConv) setTask(vals []driver.NamedValue, t *Task) {
 		exitCode = int64(*t.ExitCode)
 	}
 	_ = vals[numTaskColumns-1]
-	vals[0].Value = a.jobIDAny
-	vals[1].Value = int64(t.Index)
-	vals[2].Value = nullString(t.Name)
-	vals[3].Value = nullJSON(t.Params)
-	vals[4].Value = status
-	vals[5].Value = nullString(t.Host)
-	vals[6].Value = int64(t.Attempt)
-	vals[7].Value = a.time(t.Start)
-	vals[8].Value = a.time(t.End)
-	vals[9].Value = runTime
-	vals[10].Value = nullJSON(t.Result)
-	vals[11].Value = nullString(t.Exception)
-	vals[12].Value = nullString(t.Message)
-	vals[13].Value = nullString(t.Traceback)
-	vals[14].Value = exitCode
+	vals[0] = a.jobIDAny
+	vals[1] = int64(t.Index)
+	vals[2] = nullString(t.Name)
+	vals[3] = textOf(t.Params)
+	vals[4] = status
+	vals[5] = nullString(t.Host)
+	vals[6] = int64(t.Attempt)
+	vals[7] = a.time(t.Start)
+	vals[8] = a.time(t.End)
+	vals[9] = runTime
+	vals[10] = textOf(t.Result)
+	vals[11] = nullString(t.Exception)
+	vals[12] = nullString(t.Message)
+	vals[13] = nullString(t.Traceback)
+	vals[14] = exitCode
+}
+
+// textOf is b as text without copying it (JSON must be TEXT for SQLite's json functions; a
+// []byte would be stored as a BLOB), or NULL when b is nil. The string aliases b: it is used
+// only while the row it came from is being written, and the driver copies it when it binds.
+func textOf(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // statusArg returns the status as a boxed constant (no allocation) and whether it is known.
@@ -212,13 +365,24 @@ func statusArg(s string) (any, bool) {
 	return nil, false
 }
 
-// time formats t like nullTime, reusing a scratch buffer.
+// time formats t like nullTime into the chunk's buffer and returns text aliasing it. The
+// buffer is overwritten only once the chunk has been executed; should it grow meanwhile, the
+// texts made before keep the old array. Most times fall in the second of the time before, so
+// the text of that second is kept and only the microseconds are formatted.
 func (a *argConv) time(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	a.buf = appendTime(a.buf[:0], t)
-	return string(a.buf)
+	start := len(a.times)
+	if sec := t.Unix(); sec == a.sec && a.secLen > 0 {
+		a.times = append(a.times, a.secText[:a.secLen]...)
+		a.times = appendDigits(a.times, t.Nanosecond()/1000, 6)
+	} else {
+		a.times = appendTime(a.times, t)
+		a.sec, a.secLen = sec, copy(a.secText[:], a.times[start:len(a.times)-6])
+	}
+	b := a.times[start:]
+	return unsafe.String(&b[0], len(b))
 }
 
 // nullString is s, or NULL when s is empty.
