@@ -13,11 +13,15 @@ import (
 
 // Recorder tuning. A fast job's rows are written once, when they finish; a row that stays
 // unfinished for pendingDelay is written as it stands, so slow jobs show Pending and Running
-// rows. Writes go in transactions of at most maxBatch rows.
+// rows. Writes go in transactions of at most maxBatch rows; a smaller batch waits until the
+// writer is idle and either holds writeRows rows or writeEvery has passed since the last
+// write, so that tasks finishing one by one (programs) do not cost a transaction each.
 const (
 	pendingDelay  = 200 * time.Millisecond
 	tickEvery     = 50 * time.Millisecond
 	maxBatch      = 10000
+	writeRows     = 1000
+	writeEvery    = 50 * time.Millisecond
 	maxQueue      = 1 << 15 // events held before Report blocks the backend
 	progressEvery = 100 * time.Millisecond
 )
@@ -109,6 +113,7 @@ type recorder struct {
 	canceled     int
 	total        int // tasks planned or written so far, and earlier ones
 	lastProgress time.Time
+	lastSend     time.Time // when a batch last went to the writer
 
 	writeErr error // set by the writer goroutine; read after writerDone
 	putRows  int   // rows passed to PutTasks, for tests
@@ -416,7 +421,8 @@ func (r *recorder) flushPending(now time.Time) {
 }
 
 // send hands the current batch to the writer: always when wait is set, else only if the
-// writer is idle, so batches grow while it is busy.
+// writer is idle and the batch is worth a transaction (writeRows rows, or writeEvery since the
+// last write), so batches grow while it is busy.
 func (r *recorder) send(wait bool) {
 	if r.cur.empty() {
 		return
@@ -424,12 +430,16 @@ func (r *recorder) send(wait bool) {
 	if wait {
 		r.writes <- r.cur
 	} else {
+		if len(r.cur.tasks)+len(r.cur.attempts) < writeRows && time.Since(r.lastSend) < writeEvery {
+			return
+		}
 		select {
 		case r.writes <- r.cur:
 		default:
 			return
 		}
 	}
+	r.lastSend = time.Now()
 	select {
 	case b := <-r.free:
 		r.cur = b
