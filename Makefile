@@ -18,6 +18,8 @@ check:
 fuzz:
 	$(GO) test ./lang -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2m}
 
+# mapflow beside its peers, one table (README, Performance); BENCH_SHORT=1 make bench for a
+# quick check that every benchmark runs.
 bench:
 	bench/run
 

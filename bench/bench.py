@@ -1,0 +1,341 @@
+"""mapflow's benchmarks: each work item run by mapflow and by its peers in the same run, on the
+same machine, interleaved round by round so that a busy moment hits them alike; medians of
+RUNS runs; one table with every figure and the ratios. bench/run installs the peers, builds
+the binaries and calls this; see the README's Performance section.
+
+Environment: BENCH_SHORT=1 (small sizes, one run: proves the benchmarks work, in seconds),
+BENCH_RUNS (runs per figure), BENCH_ONLY (comma-separated items: expr, exec, hadoop, ec2,
+catalog, rss), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
+BENCH_DASK_RUNS (Dask's runs, default 1: a run of 100,000 tasks takes minutes).
+A ratio is mapflow's time per task over the peer's: below 1.00 mapflow is faster.
+"""
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+OUT = os.path.join(BENCH, "out")
+SHORT = bool(os.environ.get("BENCH_SHORT"))
+RUNS = int(os.environ.get("BENCH_RUNS") or (1 if SHORT else 3))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+N = 20_000 if SHORT else 1_000_000  # expression tasks
+DASK_N = 2_000 if SHORT else 100_000
+EXEC_N = 50 if SHORT else 1_000
+HADOOP_N = 1_000 if SHORT else 10_000
+MAPFLOW = os.path.join(OUT, "mapflow")
+GOLOOP = os.path.join(OUT, "goloop")
+DASK_PYTHON = os.environ.get("BENCH_DASK_PYTHON", "")
+# Dask runs DASK_N tasks in about four minutes here: one round unless told otherwise.
+DASK_RUNS = int(os.environ.get("BENCH_DASK_RUNS") or 1)
+
+rows = []  # the table: (label, tasks, seconds, rate, rss, ratio, aim)
+notes = []
+
+
+def want(item):
+    return not ONLY or item in ONLY
+
+
+def measure(cmd, cwd=OUT, stdout=None):
+    """Runs cmd; returns (wall seconds, peak RSS in MB of its largest process, stdout text).
+    stdout is kept (for checking results) in a file, stderr discarded; a failure stops all."""
+    out_path = os.path.join(OUT, "last.stdout")
+    with open(out_path, "wb") as out, open(os.path.join(OUT, "last.stderr"), "wb") as err:
+        start = time.perf_counter()
+        p = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - start
+        p.returncode = os.waitstatus_to_exitcode(status)
+    with open(out_path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    if p.returncode != 0:
+        with open(os.path.join(OUT, "last.stderr"), encoding="utf-8", errors="replace") as f:
+            tail = f.read()[-2000:]
+        sys.exit(f"bench: {' '.join(map(str, cmd))} failed with status {p.returncode}:\n{tail}")
+    return wall, usage.ru_maxrss / 1024, text
+
+
+def expect(text, pattern, what):
+    if not re.search(pattern, text, re.M):
+        sys.exit(f"bench: {what}: output does not match {pattern!r}:\n{text[-1000:]}")
+
+
+def job_file(name, size, default, extra=None):
+    """Copies bench/NAME into bench/out with its size replaced; returns the copy's path."""
+    with open(os.path.join(BENCH, name)) as f:
+        src = f.read().replace(str(default), str(size))
+    path = os.path.join(OUT, name)
+    with open(path, "w") as f:
+        f.write(src)
+    return path
+
+
+def fresh(path):
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    return path
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def rate(tasks, secs):
+    return f"{tasks / secs:,.0f}" if secs else ""
+
+
+def ratio(m_tasks, m_secs, p_tasks, p_secs):
+    return (m_secs / m_tasks) / (p_secs / p_tasks)
+
+
+def aim(value, op, limit, unit=""):
+    """The aim's text and whether it is met; nothing in short mode, where process starts and
+    fixed costs dominate the small sizes and the aims do not apply."""
+    if SHORT:
+        return ""
+    ok = {"<=": value <= limit, "<": value < limit, ">=": value >= limit}[op]
+    return f"{op} {limit:,g}{unit}: {'met' if ok else 'NOT met'}"
+
+
+def row(label, tasks="", secs=None, rss=None, r=None, goal=""):
+    rows.append((label, f"{tasks:,}" if tasks != "" else "", f"{secs:.3f}" if secs is not None else "",
+                 rate(tasks, secs) if tasks != "" and secs else "",
+                 f"{rss:.0f} MB" if rss is not None else "", f"{r:.3g}" if r is not None else "", goal))
+
+
+def completed_rows(catalog):
+    con = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+    try:
+        return con.execute("""SELECT count(*) FROM tasks WHERE status = 'Completed' AND job_id =
+            (SELECT job_id FROM jobs ORDER BY submitted_at DESC, rowid DESC LIMIT 1)""").fetchone()[0]
+    finally:
+        con.close()
+
+
+# 1. Expression tasks, catalog included, against a Go loop writing the same rows, Python's
+#    multiprocessing with and without writing them, and Dask.
+def bench_expr():
+    mf = job_file("add_1m.mf", N, 1000000)
+    cat = os.path.join(OUT, "expr-catalog.db")
+    m, g, ps, p = [], [], [], []
+    rss = []
+    for _ in range(RUNS):
+        wall, mb, out = measure([MAPFLOW, "--catalog", fresh(cat), "run", mf])
+        expect(out, rf"^result: {N * (N + 1)}$", "mapflow expression job")
+        m.append(wall)
+        rss.append(mb)
+        wall, mb_go, _ = measure([GOLOOP, "-n", str(N), "-db", os.path.join(OUT, "goloop.db")])
+        g.append(wall)
+        wall, mb_ps, _ = measure([sys.executable, os.path.join(BENCH, "peers", "mp.py"), str(N),
+                                  "--sqlite", os.path.join(OUT, "mp.db")])
+        ps.append(wall)
+        wall, mb_p, _ = measure([sys.executable, os.path.join(BENCH, "peers", "mp.py"), str(N)])
+        p.append(wall)
+    got = completed_rows(cat)
+    if got != N:
+        sys.exit(f"bench: expected {N} Completed rows in the catalog, found {got}")
+    ms = med(m)
+    row("1. mapflow run, local, 'x + y', catalog included", N, ms, max(rss),
+        goal=aim(N / ms, ">=", 200_000, " tasks/s"))
+    row("   peer: Go loop, same rows via modernc.org/sqlite", N, med(g), mb_go,
+        ratio(N, ms, N, med(g)), aim(ratio(N, ms, N, med(g)), "<=", 1.25))
+    row("   peer: multiprocessing.Pool.map + sqlite3 rows", N, med(ps), mb_ps,
+        ratio(N, ms, N, med(ps)), aim(ratio(N, ms, N, med(ps)), "<", 1))
+    row("   peer: multiprocessing.Pool.map alone", N, med(p), mb_p,
+        ratio(N, ms, N, med(p)), aim(ratio(N, ms, N, med(p)), "<=", 3))
+    if DASK_PYTHON:
+        _, mb, out = measure([DASK_PYTHON, os.path.join(BENCH, "peers", "dask_map.py"), str(DASK_N), str(DASK_RUNS)])
+        start = float(re.search(r"start_s=([0-9.]+)", out).group(1))
+        d = med(float(x) for x in re.search(r"round_s=([0-9.,]+)", out).group(1).split(","))
+        row(f"   peer: Dask client.map, LocalCluster ({DASK_N:,} tasks)", DASK_N, d, None,
+            ratio(N, ms, DASK_N, d))
+        notes.append(f"Dask: {DASK_N:,} tasks (not {N:,}), {DASK_RUNS} run(s) (BENCH_DASK_RUNS); its "
+                     f"cluster start ({start:.1f} s) is not counted; its ratio compares time per task.")
+    else:
+        notes.append("Dask: skipped (BENCH_DASK_PYTHON unset; bench/run sets it).")
+
+
+# 2. exec tasks, against xargs and GNU parallel starting the same programs, two at a time.
+def bench_exec():
+    for name, label, xargs, parallel in [
+        ("exec_true.mf", "exec('/bin/true', i)", "xargs -P 2 -n 1 /bin/true", "parallel -j 2 /bin/true"),
+        ("exec_sleep.mf", "exec('sleep', '0.01')", "xargs -P 2 -I{} sleep 0.01", "parallel -j 2 -N0 sleep 0.01"),
+    ]:
+        mf = job_file(name, EXEC_N, 1000)
+        cat = os.path.join(OUT, "exec-catalog.db")
+        m, x, gp, rss = [], [], [], []
+        for _ in range(RUNS):
+            wall, mb, out = measure([MAPFLOW, "--catalog", fresh(cat), "run", mf])
+            expect(out, rf"^result: {EXEC_N}$", f"mapflow {name}")
+            m.append(wall)
+            rss.append(mb)
+            wall, _, _ = measure(["sh", "-c", f"seq {EXEC_N} | {xargs}"])
+            x.append(wall)
+            wall, _, _ = measure(["sh", "-c", f"seq {EXEC_N} | {parallel}"])
+            gp.append(wall)
+        if completed_rows(cat) != EXEC_N:
+            sys.exit(f"bench: {name}: not every task Completed")
+        ms = med(m)
+        row(f"2. mapflow run, local, {label}, workers 2", EXEC_N, ms, max(rss))
+        row(f"   peer: seq | {xargs}", EXEC_N, med(x), None, ratio(EXEC_N, ms, EXEC_N, med(x)),
+            aim(ratio(EXEC_N, ms, EXEC_N, med(x)), "<=", 1.25))
+        row(f"   peer: seq | {parallel}", EXEC_N, med(gp), None, ratio(EXEC_N, ms, EXEC_N, med(gp)),
+            aim(ratio(EXEC_N, ms, EXEC_N, med(gp)), "<=", 0.25))
+
+
+# 3. Hadoop: the seed's 3-task job and HADOOP_N tasks, both on 3 containers, submit to results.
+def bench_hadoop():
+    if subprocess.run([os.path.join(ROOT, "scripts", "hadoop-minicluster"), "status"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        notes.append("Hadoop: skipped, no minicluster running (bench/run starts one).")
+        return
+    seed = os.path.join(ROOT, "examples", "add_hadoop.mf")
+    many = job_file("hadoop_10k.mf", HADOOP_N, 10000)
+    cat = os.path.join(OUT, "hadoop-catalog.db")
+    fresh(cat)
+    s, b = [], []
+    for _ in range(RUNS):
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", seed])
+        expect(out, r"^result: 70$", "mapflow add_hadoop.mf")
+        s.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", many])
+        expect(out, rf"^result: {HADOOP_N * (HADOOP_N + 1)}$", "mapflow hadoop_10k.mf")
+        b.append(wall)
+    r = med(b) / med(s)
+    row("3. mapflow run, hadoop, seed job, 3 containers", 3, med(s))
+    row(f"   mapflow run, hadoop, {HADOOP_N:,} tasks, 3 containers", HADOOP_N, med(b), None, None,
+        f"time / seed's: {r:.2f} {aim(r, '<', 2)}".strip())
+
+
+# 4. EC2 against moto: the seed's 3-task job and HADOOP_N tasks, both on 3 hosts, submit to
+#    results, with where the time went (bench/ec2run plays the instances' boot).
+EC2RUN = os.path.join(OUT, "ec2run")
+
+
+def bench_ec2():
+    if not os.environ.get("MAPFLOW_MOTO"):
+        notes.append("EC2: skipped, no moto server (bench/run starts one: scripts/moto).")
+        return
+    seed = os.path.join(ROOT, "examples", "add_ec2.mf")
+    many = job_file("ec2_10k.mf", HADOOP_N, 10000)
+    cat = os.path.join(OUT, "ec2-catalog.db")
+    fresh(cat)
+    parts = ("total_s", "staging_s", "launch_s", "run_s", "end_s")
+    for label, file, name, bucket, n, result in [
+        ("seed job", seed, "add_ec2", "mapflow-examples", 3, 70),
+        (f"{HADOOP_N:,} tasks", many, "ec2_10k", "mapflow-bench", HADOOP_N, HADOOP_N * (HADOOP_N + 1)),
+    ]:
+        got = {p: [] for p in parts}
+        for _ in range(RUNS):
+            _, _, out = measure([EC2RUN, "-mapflow", MAPFLOW, "-catalog", cat, "-bucket", bucket, file, name])
+            expect(out, rf"^result: {result}$", f"mapflow {os.path.basename(file)} on EC2")
+            for p in parts:
+                got[p].append(float(re.search(rf"{p}=([0-9.]+)", out).group(1)))
+        m = {p: med(v) for p, v in got.items()}
+        split = f"staging {m['staging_s']:.2f} + launch {m['launch_s']:.2f} + run {m['run_s']:.2f} + end {m['end_s']:.2f}"
+        if n == 3:
+            seed_s = m["total_s"]
+            row("4. mapflow run, ec2 (moto), seed job, 3 hosts", n, m["total_s"], None, None, split)
+        else:
+            row(f"   mapflow run, ec2 (moto), {label}, 3 hosts", n, m["total_s"], None, None,
+                f"{split}; time / seed's: {m['total_s'] / seed_s:.2f}")
+    notes.append("4: staging = the job and the binary put in S3; launch = RunInstances; run = the hosts' "
+                 "boot (user-data fetching the binary with the AWS CLI), their tasks, and the driver "
+                 "polling S3 until every result is in; end = the rest. moto boots nothing: "
+                 "bench/ec2run runs each instance's user-data as a local process.")
+
+
+# 5. Queries over the catalog of the 1,000,000-task job, by `mapflow sql` (the whole command)
+#    and by Python's sqlite3 (C SQLite, the query alone) on the same file.
+QUERIES = [
+    ("status counts", "SELECT status, count(*) FROM tasks GROUP BY status"),
+    ("run_time p99 of the job", """SELECT run_time FROM tasks WHERE job_id = (SELECT job_id FROM jobs
+        ORDER BY submitted_at DESC LIMIT 1) ORDER BY run_time DESC LIMIT 1 OFFSET
+        (SELECT num_tasks / 100 FROM jobs ORDER BY submitted_at DESC LIMIT 1)"""),
+    ("run_time p50 of the job", """SELECT run_time FROM tasks WHERE job_id = (SELECT job_id FROM jobs
+        ORDER BY submitted_at DESC LIMIT 1) ORDER BY run_time LIMIT 1 OFFSET
+        (SELECT num_tasks / 2 FROM jobs ORDER BY submitted_at DESC LIMIT 1)"""),
+]
+
+
+def bench_catalog():
+    cat = os.path.join(OUT, "expr-catalog.db")
+    if not os.path.exists(cat):
+        mf = job_file("add_1m.mf", N, 1000000)
+        measure([MAPFLOW, "--catalog", fresh(cat), "run", mf])
+    for what, q in QUERIES:
+        m, c = [], []
+        for _ in range(RUNS):
+            wall, _, _ = measure([MAPFLOW, "--catalog", cat, "sql", q])
+            m.append(wall)
+            con = sqlite3.connect(f"file:{cat}?mode=ro", uri=True)
+            start = time.perf_counter()
+            con.execute(q).fetchall()
+            c.append(time.perf_counter() - start)
+            con.close()
+        row(f"5. mapflow sql: {what} ({N:,} rows)", "", med(m), None, None, aim(med(m), "<", 1, " s"))
+        row("   peer: the query alone in Python's sqlite3", "", med(c), None, med(m) / med(c))
+    notes.append("5: " + "; ".join(f"{w}: {' '.join(q.split())}" for w, q in QUERIES))
+
+
+# 6. Peak RSS: the 1,000,000-task job with params from a .jsonl file at a quarter, a half and
+#    all of its size (item 1 gives the map(1..N) job's).
+def bench_rss():
+    rss = []
+    for size in (N // 4, N // 2, N):
+        d = os.path.join(OUT, f"rss-{size}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(BENCH, "add_file.mf")) as f:
+            src = f.read()
+        mf = os.path.join(d, "add_file.mf")
+        with open(mf, "w") as f:
+            f.write(src)
+        with open(os.path.join(d, "sets.jsonl"), "w") as f:
+            f.writelines(f'{{"x": {i}, "y": {i}}}\n' for i in range(1, size + 1))
+        peak, walls = [], []
+        for _ in range(RUNS):
+            wall, mb, out = measure([MAPFLOW, "--catalog", fresh(os.path.join(d, "catalog.db")), "run", mf], cwd=d)
+            expect(out, rf"^result: {size * (size + 1)}$", "mapflow add_file.mf")
+            peak.append(mb)
+            walls.append(wall)
+        rss.append((size, med(peak), med(walls)))
+        shutil.rmtree(d)
+    (q, rq, _), (h, rh, _), (f, rf, wf) = rss
+    row(f"6. mapflow run, params file, {q:,} tasks", q, None, rq)
+    row(f"   mapflow run, params file, {h:,} tasks", h, None, rh)
+    row(f"   mapflow run, params file, {f:,} tasks", f, wf, rf, None,
+        f"x{rf / rq:.2f} RSS for x4 tasks {aim(rf, '<', 512, ' MB')}".strip())
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    print(f"mapflow bench: {'short' if SHORT else 'full'} sizes, {RUNS} run(s) per figure, medians; "
+          f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    for item, fn in [("expr", bench_expr), ("exec", bench_exec), ("hadoop", bench_hadoop),
+                     ("ec2", bench_ec2), ("catalog", bench_catalog), ("rss", bench_rss)]:
+        if want(item):
+            t = time.perf_counter()
+            fn()
+            print(f"  {item}: done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    head = ("work", "tasks", "median s", "tasks/s", "peak RSS", "ratio", "aim")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    print(fmt(head))
+    for r in rows:
+        print(fmt(r))
+    print()
+    print("ratio: mapflow's time per task over the peer's (below 1.00 mapflow is faster); for item 5,")
+    print("mapflow sql's whole command over the query alone in C SQLite. Peak RSS: the largest process.")
+    for n in notes:
+        print(n)
+
+
+if __name__ == "__main__":
+    main()
