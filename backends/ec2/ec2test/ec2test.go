@@ -314,8 +314,13 @@ func (b *Booter) describe(ctx context.Context) ([]types.Instance, error) {
 		}
 		filters = append(filters, types.Filter{Name: aws.String("tag:mapflow:job"), Values: names})
 	}
+	return describeAll(ctx, b.ec2, &ec2svc.DescribeInstancesInput{Filters: filters})
+}
+
+// describeAll runs DescribeInstances through every page and returns the instances.
+func describeAll(ctx context.Context, c *ec2svc.Client, in *ec2svc.DescribeInstancesInput) ([]types.Instance, error) {
 	var out []types.Instance
-	p := ec2svc.NewDescribeInstancesPaginator(b.ec2, &ec2svc.DescribeInstancesInput{Filters: filters})
+	p := ec2svc.NewDescribeInstancesPaginator(c, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -552,19 +557,14 @@ func (b *Booter) Instances(ctx context.Context, job string) ([]types.Instance, e
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	all, err := describeAll(ctx, b.ec2, &ec2svc.DescribeInstancesInput{InstanceIds: ids})
+	if err != nil {
+		return nil, err
+	}
 	var out []types.Instance
-	p := ec2svc.NewDescribeInstancesPaginator(b.ec2, &ec2svc.DescribeInstancesInput{InstanceIds: ids})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range page.Reservations {
-			for _, in := range r.Instances {
-				if Tag(in, "mapflow:job") == job {
-					out = append(out, in)
-				}
-			}
+	for _, in := range all {
+		if Tag(in, "mapflow:job") == job {
+			out = append(out, in)
 		}
 	}
 	return out, nil
@@ -574,19 +574,8 @@ func (b *Booter) Instances(ctx context.Context, job string) ([]types.Instance, e
 // lists them. moto takes long to filter by tag (every instance it ever had, every tag): use
 // Booter.Instances where it serves.
 func Instances(ctx context.Context, c *ec2svc.Client, job string) ([]types.Instance, error) {
-	var out []types.Instance
-	p := ec2svc.NewDescribeInstancesPaginator(c, &ec2svc.DescribeInstancesInput{
+	return describeAll(ctx, c, &ec2svc.DescribeInstancesInput{
 		Filters: []types.Filter{{Name: aws.String("tag:mapflow:job"), Values: []string{job}}}})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range page.Reservations {
-			out = append(out, r.Instances...)
-		}
-	}
-	return out, nil
 }
 
 // Tag returns an instance's tag value.
