@@ -131,6 +131,7 @@ func Open(path string) (*Catalog, error) {
 		c.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
 	}
+	c.keepReserve()
 	return c, nil
 }
 
@@ -426,7 +427,7 @@ func (c *Catalog) UpdateJob(ctx context.Context, j *Job) error {
 	}
 	args := jobArgs(j)
 	args = append(args[1:], j.ID)
-	err := c.write(ctx, func(tx *sql.Tx) error {
+	err := c.writeLast(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET name = ?, script_path = ?,
 			script_sha256 = ?, script_text = ?, git_commit = ?, env_name = ?, env_kind = ?,
 			status = ?, num_tasks = ?, submitted_at = ?, started_at = ?, finished_at = ?,

@@ -19,6 +19,10 @@
 // batch in one transaction with multi-row INSERT ... ON CONFLICT DO UPDATE statements (500 rows
 // each) prepared once per Catalog and reused, and builds their arguments without reflection.
 //
+// A job that fills the disk must still record how it ended. Open keeps a reserve file of
+// 256 KiB beside the catalog (catalog.db-reserve) when there is room for one, and the write of a
+// job's row deletes it and tries again when it finds the disk full.
+//
 // The schema is versioned with PRAGMA user_version; Open applies the missing migrations in
 // one transaction and refuses a catalog written by a newer mapflow.
 //
