@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -135,6 +136,15 @@ type Reattacher interface {
 	// earlier run's remote work recorded or records, and running afresh those it never will.
 	Reattach(ctx context.Context, job *lang.Job, env *lang.Env, state []byte, tasks <-chan Task, r Reporter) error
 }
+
+// ErrDetached is the cause of a run's cancellation when the driver leaves the remote work
+// running: the catalog could not take its results, and a later `mapflow resume` re-attaches
+// to fetch them. A Reattacher whose ctx ends with this cause (see Detached) returns without
+// killing its application or terminating its hosts, once it has saved its state.
+var ErrDetached = errors.New("the driver detached; the remote work goes on")
+
+// Detached tells whether ctx ended because the driver detached from the remote work.
+func Detached(ctx context.Context) bool { return errors.Is(context.Cause(ctx), ErrDetached) }
 
 type saveStateKey struct{}
 

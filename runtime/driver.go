@@ -47,9 +47,11 @@ type Options struct {
 
 // Report is what a run gives the CLI.
 type Report struct {
-	JobID    string
-	Name     string
-	Status   Status // Completed, Failed or Canceled
+	JobID string
+	Name  string
+	// Status is Completed, Failed or Canceled; or Running when the catalog failed and the
+	// driver left the backend's remote work going, for a later Resume.
+	Status   Status
 	NumTasks int
 	// NumFailed counts the tasks that failed in this run.
 	NumFailed int
@@ -234,7 +236,14 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	dbCtx := context.WithoutCancel(parent)
 	errCatalog := errors.New("catalog write failed")
 
+	// A backend whose work goes on without its driver is left running when the catalog fails:
+	// its results stay in its store, for `mapflow resume` to fetch once the catalog mends.
+	_, detach := d.backend.(Reattacher)
 	rec := newRecorder(d.row.ID, d.cat, d.opts.Progress, func(err error) {
+		if detach {
+			cancel(fmt.Errorf("%w: %w (%w)", errCatalog, err, ErrDetached))
+			return
+		}
 		cancel(fmt.Errorf("%w: %w", errCatalog, err))
 	})
 	if d.earlier != nil {
@@ -332,6 +341,11 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	d.row.Status = string(report.Status)
 	d.row.NumTasks = rec.total
 	d.row.FinishedAt = now
+	if rec.writeErr != nil && detach && d.row.BackendState != nil {
+		// The remote work goes on: the job is not over, its driver is gone.
+		report.Status, d.row.Status, d.row.FinishedAt = Running, string(Running), time.Time{}
+		errs = append(errs, "the remote work goes on without a driver; once the catalog can be written, mapflow resume "+d.row.ID+" fetches its results")
+	}
 	d.row.Heartbeat = now
 	d.row.Error = strings.Join(errs, "; ")
 	if err := d.cat.UpdateJob(dbCtx, d.row); err != nil && runErr == nil {

@@ -150,8 +150,9 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	}
 	f.logf("staged the job in s3://%s/%s", bucket, staging)
 	state, _ := json.Marshal(runState{Bucket: bucket, Staging: staging, RunID: runID, Region: c.region, Endpoint: cfg.Endpoint})
-	if err := rt.SaveState(ctx, state); err != nil {
-		f.logf("%v (a new driver will not be able to re-attach)", err)
+	saved := rt.SaveState(ctx, state) == nil
+	if !saved {
+		f.logf("could not save the run's state (a new driver will not be able to re-attach)")
 	}
 
 	// Set before the launch: a launch canceled halfway may have started some.
@@ -169,7 +170,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 				ids, when, c.region, ids)
 		}()
 	} else {
-		defer f.terminate()
+		defer f.terminateUnlessDetached(ctx, saved)
 	}
 	if err := f.launch(ctx, cfg.Hosts); err != nil {
 		return err

@@ -59,7 +59,7 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, st
 	}
 	f.logf("re-attaching to the run staged in s3://%s/%s (%d instances)", st.Bucket, st.Staging, len(f.ids()))
 	if !cfg.KeepHosts {
-		defer f.terminate()
+		defer f.terminateUnlessDetached(ctx, true)
 	}
 	var last time.Time
 	drv := &remote.Driver{Store: store, Poll: b.Poll, Watch: func(ctx context.Context) error {

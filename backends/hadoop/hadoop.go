@@ -110,8 +110,9 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	}
 	b.logf("hadoop: job staged in %s; YARN application %s", storeURL, app.ID)
 	st, _ := json.Marshal(runState{App: app.ID.String(), NameNode: cfg.NameNode, Dir: dir, WebApp: cfg.WebApp})
-	if err := rt.SaveState(ctx, st); err != nil {
-		b.logf("hadoop: %v (a new driver will not be able to re-attach)", err)
+	saved := rt.SaveState(ctx, st) == nil
+	if !saved {
+		b.logf("hadoop: could not save the run's state (a new driver will not be able to re-attach)")
 	}
 
 	d.Watch = watchApp(rm, app.ID)
@@ -122,6 +123,10 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	endCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if runErr != nil {
+		if saved && rt.Detached(ctx) {
+			b.logf("hadoop: leaving YARN application %s running; mapflow resume fetches its results", app.ID)
+			return runErr
+		}
 		if err := rm.Kill(endCtx, app.ID); err != nil {
 			b.logf("hadoop: kill %s: %v", app.ID, err)
 		}
@@ -201,6 +206,10 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, st
 	d := &remote.Driver{Store: store, Watch: watchApp(rm, app)}
 	missing, err := d.Collect(ctx, tasks, r)
 	if ctx.Err() != nil {
+		if rt.Detached(ctx) {
+			b.logf("hadoop: leaving YARN application %s running; mapflow resume fetches its results", app)
+			return ctx.Err()
+		}
 		kctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		rm.Kill(kctx, app)

@@ -116,6 +116,8 @@ func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone,
 		fmt.Fprintf(a.stderr, "job %s: %d tasks completed\n", id, numTasks)
 	case rt.Canceled:
 		fmt.Fprintf(a.stderr, "job %s: canceled; finished tasks are kept (see: mapflow metrics %s)\n", id, name)
+	case rt.Running:
+		fmt.Fprintf(a.stderr, "job %s: the driver stopped and left the remote work running; finish the job with mapflow resume %s\n", id, id)
 	default:
 		if numFailed == 0 {
 			fmt.Fprintf(a.stderr, "job %s: Failed, %d of %d tasks did not complete (see: mapflow error %s)\n",

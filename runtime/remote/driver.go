@@ -103,7 +103,8 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	}
 	staged := make(chan int, 1) // tasks staged so far, sent when planning ends
 	stageErr := make(chan error, 1)
-	go func() { stageErr <- d.stage(ctx, tasks, size, staged) }()
+	chunks := 0 // chunks staged; read once stageErr says the staging ended
+	go func() { stageErr <- d.stage(ctx, tasks, size, staged, &chunks) }()
 
 	seen := map[string]bool{}
 	done := map[int]bool{}
@@ -113,6 +114,10 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	for {
 		select {
 		case <-ctx.Done():
+			if rt.Detached(ctx) {
+				d.seal(stageErr, &chunks)
+				return ctx.Err()
+			}
 			d.cancel()
 			return ctx.Err()
 		case err := <-stageErr:
@@ -151,10 +156,11 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 // gathered in batches (until size × Workers tasks, stageDelay, or the end of the params) and
 // each batch is cut into at least Workers chunks of at most size tasks, so that a small job
 // still spreads over every worker and a large one is claimed in large pieces.
-func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, staged chan<- int) error {
+func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, staged chan<- int, chunks *int) error {
 	workers := max(d.Workers, 1)
 	var batch []taskLine
 	n, count := 0, 0
+	defer func() { *chunks = n }()
 	flush := func() error {
 		chunks := max(min(workers, len(batch)), (len(batch)+size-1)/size)
 		for i := range chunks {
@@ -304,6 +310,19 @@ func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done
 		}
 	}
 	return nil
+}
+
+// seal ends the staging of a run the driver detaches from, so that its workers finish the
+// tasks staged so far and end: it waits for the staging to stop (stageErr is nil once it
+// ended well, having written END), then writes END after the chunks it staged. A later
+// Collect finds the tasks never staged missing, to be run afresh.
+func (d *Driver) seal(stageErr <-chan error, chunks *int) {
+	if stageErr == nil || <-stageErr == nil {
+		return
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	_ = d.Store.Put(ctx, endName, []byte(strconv.Itoa(*chunks)))
 }
 
 // cancel tells the workers to stop; it outlives the run's context.
