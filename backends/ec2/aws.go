@@ -75,6 +75,14 @@ func checkCredentials(ctx context.Context, c *clients) error {
 	}
 	creds, err := provider.Retrieve(ctx)
 	if err == nil && creds.HasKeys() {
+		// Keys AWS never issued, or a wrong secret, fail every call; the cheapest signed one
+		// tells before any other check gives a more puzzling error (S3's HEAD has no body,
+		// only 403). Any other failure (no permission to describe regions) passes here.
+		_, err := c.ec2.DescribeRegions(ctx, &ec2svc.DescribeRegionsInput{})
+		if isCredentialsError(err) {
+			return fmt.Errorf("AWS refused the credentials (%s: %s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile's keys, or AWS_SESSION_TOKEN when the keys are temporary)",
+				apiCode(err), apiMessage(err))
+		}
 		return nil
 	}
 	if err != nil {

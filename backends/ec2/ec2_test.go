@@ -562,3 +562,30 @@ func TestNoRegion(t *testing.T) {
 
 func isNotExist(err error) bool { return err != nil && errors.Is(err, remote.ErrNotExist) }
 func isExist(err error) bool    { return err != nil && errors.Is(err, remote.ErrExist) }
+
+// TestWrongCredentials: keys AWS never issued are refused, and the run says so first, before
+// anything is staged or launched (a moto of its own that authenticates every request).
+func TestWrongCredentials(t *testing.T) {
+	url := ec2test.StartAuthenticating(t)
+	t.Setenv("AWS_ENDPOINT_URL", url)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAMAPFLOWWRONGKEY1")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-of-that-key")
+	name := uniqueName("wrongkeys")
+	job, env := writeJob(t, name, envBlock(1, ""), "func f(x) = x\n\nparams [{x: 1}]\n", nil)
+	cat := openCatalog(t)
+	rep, err := rt.Run(context.Background(), cat, ec2.New(ec2.Config{}), job, env, rt.Options{})
+	if err == nil || !strings.Contains(err.Error(), "AWS refused the credentials (AuthFailure") ||
+		!strings.Contains(err.Error(), "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") {
+		t.Fatalf("error %v; want AWS refusing the credentials", err)
+	}
+	if rep == nil || rep.Status != rt.Failed || rep.NumDone != 0 {
+		t.Errorf("report %+v", rep)
+	}
+	// The error is recorded, and no key in it.
+	row, ferr := cat.FindJob(context.Background(), name)
+	if ferr != nil || !strings.Contains(row.Error, "AWS refused the credentials") || strings.Contains(row.Error, "AKIAMAPFLOWWRONGKEY1") {
+		t.Errorf("job row error %q (%v)", row.Error, ferr)
+	}
+}

@@ -48,7 +48,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		return err
 	}
 	if strings.ContainsAny(cfg.DistDir(), " \t\n\"'`$\\") {
-		return fmt.Errorf("dist_path %q: use a path without spaces, quotes or $", cfg.DistPath)
+		return fmt.Errorf("%s: dist_path %q: use a path without spaces, quotes or $", settingPos(env, "dist_path"), cfg.DistPath)
 	}
 	id := rt.JobID(ctx)
 	if id == "" {
@@ -56,9 +56,22 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	}
 	// A run of its own under the job's directory: a resumed job stages afresh.
 	dir := path.Join(cfg.DistDir(), id, "run-"+time.Now().UTC().Format("20060102-150405.000"))
+	// The ResourceManager and the NameNode are asked first: a wrong address fails before
+	// anything is written.
+	rm, err := yarn.NewRMClient("http://"+cfg.WebApp, cfg.User)
+	if err != nil {
+		return fmt.Errorf("%s: %w", settingPos(env, "resourcemanager_webapp", "hadoop_conf_dir"), err)
+	}
+	app, err := rm.NewApplication(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: cannot get an application from the ResourceManager at %s (from resourcemanager_webapp or hadoop_conf_dir's yarn.resourcemanager.webapp.address): is YARN up? %w",
+			settingPos(env, "resourcemanager_webapp", "hadoop_conf_dir"), cfg.WebApp, err)
+	}
+	b.app = app.ID
 	store, err := OpenStore(cfg.NameNode, cfg.User, dir)
 	if err != nil {
-		return fmt.Errorf("cannot reach the HDFS NameNode at %s (from dist_path, namenode or hadoop_conf_dir's fs.defaultFS): is the cluster up? %w", cfg.NameNode, err)
+		return fmt.Errorf("%s: cannot reach the HDFS NameNode at %s (from dist_path, namenode or hadoop_conf_dir's fs.defaultFS): is the cluster up? %w",
+			settingPos(env, "namenode", "dist_path", "hadoop_conf_dir"), cfg.NameNode, err)
 	}
 	defer store.Close()
 	if err := store.MakeRoot(); err != nil {
@@ -79,15 +92,6 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		return fmt.Errorf("stage the mapflow binary: %w", err)
 	}
 
-	rm, err := yarn.NewRMClient("http://"+cfg.WebApp, cfg.User)
-	if err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	app, err := rm.NewApplication(ctx)
-	if err != nil {
-		return fmt.Errorf("ask the ResourceManager at %s for an application: %w", cfg.WebApp, err)
-	}
-	b.app = app.ID
 	storeURL := "hdfs://" + cfg.NameNode + dir
 	am := []string{"./mapflow", "yarn-am", "--store", storeURL,
 		"--containers", fmt.Sprint(cfg.Containers), "--memory", fmt.Sprint(cfg.MemoryMB),
@@ -239,4 +243,15 @@ func (b *Backend) config(env *lang.Env) (Config, error) {
 		return c, c.fill()
 	}
 	return ConfigFromEnv(env)
+}
+
+// settingPos is where the first of keys is set in env, or where env starts: the place in the
+// job file an error about those settings points at.
+func settingPos(env *lang.Env, keys ...string) lang.Pos {
+	for _, k := range keys {
+		if s, ok := env.Settings[k]; ok {
+			return s.Pos
+		}
+	}
+	return env.Pos
 }

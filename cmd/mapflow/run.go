@@ -80,6 +80,9 @@ func (a *app) finishRun(report *rt.Report, err error) error {
 		}
 		return err
 	}
+	if err != nil && report.NumDone == 0 && report.NumFailed == 0 && report.Status != rt.Canceled {
+		return err // nothing ran (a backend that could not start, say): the error says it all
+	}
 	a.printOutcome(report.JobID, report.Name, report.Status, report.NumTasks, report.NumDone,
 		report.NumFailed, report.MapResults, report.Combined, report.CombineErr)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -586,4 +587,59 @@ func Tag(in types.Instance, key string) string {
 		}
 	}
 	return ""
+}
+
+// PythonEnv names the python that runs moto (scripts/moto exports it).
+const PythonEnv = "MAPFLOW_MOTO_PYTHON"
+
+// StartAuthenticating starts a moto server of t's own on a free loopback port, one that checks
+// every request's credentials against its IAM (INITIAL_NO_AUTH_ACTION_COUNT=0), so that keys
+// it never issued are refused as AWS refuses them. It returns the server's URL and stops the
+// server when t ends; without the python of scripts/moto it skips t (or fails it, as Need).
+func StartAuthenticating(t testing.TB) string {
+	t.Helper()
+	Need(t)
+	py := os.Getenv(PythonEnv)
+	if py == "" {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("%s=1 but %s is not set: start moto with `eval \"$(scripts/moto start)\"`", RequireEnv, PythonEnv)
+		}
+		t.Skipf("%s is not set: start moto with `eval \"$(scripts/moto start)\"`", PythonEnv)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	logPath := filepath.Join(t.TempDir(), "moto.log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cmd := exec.Command(py, "-m", "moto.server", "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "INITIAL_NO_AUTH_ACTION_COUNT=0")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start an authenticating moto: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	hc := &http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := hc.Get(url + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(logPath)
+			t.Fatalf("the authenticating moto at %s did not answer in 30 s: %v\n%s", url, err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
