@@ -6,11 +6,13 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -48,9 +50,12 @@ type Catalog struct {
 	r    *sql.DB // query-only connections
 
 	// wmu serializes this process's writes, and guards what they share.
-	wmu    sync.Mutex
-	wconn  *sql.Conn              // w's connection, held; nil after it broke
-	chunks [chunksInFlight]*chunk // the task upserts' argument buffers, reused
+	wmu   sync.Mutex
+	wconn *sql.Conn // w's connection, held; nil after it broke
+	// readOnly, when set, says why the file cannot be written: then w is nil, and every
+	// write fails with ErrCatalogUnwritable.
+	readOnly error
+	chunks   [chunksInFlight]*chunk // the task upserts' argument buffers, reused
 }
 
 // DefaultPath is where the catalog lives unless --catalog or MAPFLOW_CATALOG says otherwise:
@@ -95,16 +100,18 @@ func Open(path string) (*Catalog, error) {
 	// SQLite would create the file 0644; the catalog holds scripts and results.
 	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open catalog: %w", err)
+		if _, serr := os.Stat(abs); serr == nil && (errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission)) {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // "read-only file system", "permission denied"
+			}
+			return openReadOnly(abs, err)
+		}
+		return nil, fmt.Errorf("%s: %w", abs, err)
 	}
 	f.Close()
 
-	common := url.Values{}
-	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	common.Add("_pragma", "synchronous(NORMAL)")
-	common.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
-	common.Add("_pragma", "temp_store(MEMORY)")
-
+	common := commonParams()
 	wp := cloneValues(common)
 	wp.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite", dsn(abs, wp))
@@ -133,6 +140,42 @@ func Open(path string) (*Catalog, error) {
 	}
 	c.keepReserve()
 	return c, nil
+}
+
+// commonParams are the connection parameters of every pool.
+func commonParams() url.Values {
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	common.Add("_pragma", "synchronous(NORMAL)")
+	common.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
+	common.Add("_pragma", "temp_store(MEMORY)")
+	return common
+}
+
+// openReadOnly opens a catalog that cannot be written (why says why) for reading: the
+// commands that only read work, and every write fails with ErrCatalogUnwritable.
+func openReadOnly(abs string, why error) (*Catalog, error) {
+	rp := commonParams()
+	rp.Set("mode", "ro")
+	if errors.Is(why, syscall.EROFS) {
+		rp.Set("immutable", "1")
+	}
+	rp.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", dsn(abs, rp))
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", abs, err)
+	}
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns)
+	return &Catalog{path: abs, r: r, readOnly: why}, nil
+}
+
+// readOnlyFS tells whether abs lies on a read-only file system. Nobody can write the file
+// then, so SQLite may read it as immutable; it could not read a WAL-mode file there otherwise,
+// not being able to create the WAL index beside it.
+func readOnlyFS(abs string) bool {
+	const wOK = 2
+	return errors.Is(syscall.Access(abs, wOK), syscall.EROFS)
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -177,7 +220,10 @@ func (c *Catalog) Close() error {
 		errs = append(errs, c.wconn.Close())
 		c.wconn = nil
 	}
-	errs = append(errs, c.r.Close(), c.w.Close())
+	errs = append(errs, c.r.Close())
+	if c.w != nil {
+		errs = append(errs, c.w.Close())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close catalog: %w", err)
 	}
@@ -239,6 +285,10 @@ func (c *Catalog) writeRaw(ctx context.Context, fn func(driverConn) error) error
 func (c *Catalog) withConn(ctx context.Context, fn func(*sql.Conn) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.readOnly != nil {
+		return fmt.Errorf("%w: %s cannot be written (%w): make it writable, or use another catalog (--catalog PATH or MAPFLOW_CATALOG); reading it works",
+			ErrCatalogUnwritable, c.path, c.readOnly)
+	}
 	err := retryBusy(ctx, func() error {
 		if c.wconn == nil {
 			conn, err := c.w.Conn(ctx)

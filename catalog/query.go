@@ -58,6 +58,9 @@ func OpenReader(path string) (*Reader, error) {
 	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
 	params.Add("_pragma", "temp_store(MEMORY)")
 	params.Set("_query_only", "1")
+	if readOnlyFS(abs) {
+		params.Set("immutable", "1")
+	}
 
 	r := &Reader{}
 	// A Driver of our own, so the hook reaches this Reader's connection and no other.

@@ -97,7 +97,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, b Backend, job *lang.Job, en
 		Heartbeat:    now,
 	}
 	if err := cat.CreateJob(ctx, row); err != nil {
-		return nil, fmt.Errorf("create job %s in the catalog: %w", id, err)
+		return nil, fmt.Errorf("record the job in the catalog: %w", err)
 	}
 	return (&driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts}).run(ctx)
 }
