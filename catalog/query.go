@@ -65,6 +65,9 @@ func OpenReader(path string) (*Reader, error) {
 	r := &Reader{}
 	// A Driver of our own, so the hook reaches this Reader's connection and no other.
 	drv := &sqlite.Driver{}
+	if err := registerPercentiles(drv); err != nil {
+		return nil, fmt.Errorf("open catalog %s read-only: %w", abs, err)
+	}
 	drv.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, _ string) error {
 		a, ok := c.(sqlite.AuthorizerRegisterer)
 		if !ok {
