@@ -33,6 +33,10 @@ func BenchmarkPutTasks(b *testing.B) {
 			Result:  []byte(fmt.Sprintf("%d", 2*(i%1000))),
 		}
 	}
+	names := make([]string, total) // as the driver names them: <func>-<index>
+	for i := range names {
+		names[i] = fmt.Sprintf("add-%d", i)
+	}
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		b.StopTimer()
@@ -44,6 +48,7 @@ func BenchmarkPutTasks(b *testing.B) {
 		for off := 0; off < total; off += batch {
 			for i := range rows {
 				rows[i].Index = off + i
+				rows[i].Name = names[off+i]
 			}
 			if err := c.PutTasks(ctx, rows); err != nil {
 				b.Fatal(err)

@@ -16,10 +16,13 @@ import (
 // rows. Writes go in transactions of at most maxBatch rows; a smaller batch waits until the
 // writer is idle and either holds writeRows rows or writeEvery has passed since the last
 // write, so that tasks finishing one by one (programs) do not cost a transaction each.
+// maxBatch is large because each commit rewrites the B-tree pages on the path to the last row:
+// 50,000 rather than 10,000 made the million-task job about a tenth faster (bench/), for some
+// 40 MB more memory.
 const (
 	pendingDelay  = 200 * time.Millisecond
 	tickEvery     = 50 * time.Millisecond
-	maxBatch      = 10000
+	maxBatch      = 50000
 	writeRows     = 1000
 	writeEvery    = 50 * time.Millisecond
 	maxQueue      = 1 << 15 // events held before Report blocks the backend
