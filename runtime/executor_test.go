@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -60,6 +61,9 @@ func runSh(t *testing.T, job *lang.Job, script string, args ...string) (*events,
 	var evs events
 	argv := append([]string{"sh", "-c", script, "sh"}, args...)
 	e.RunCommand(context.Background(), &lang.Command{Args: argv}, Task{Index: 3, Name: "f-3"}, &evs)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return &evs, evs.final(t)
 }
 
@@ -95,7 +99,7 @@ func TestExecEnvironmentAndArgs(t *testing.T) {
 	}
 	dir := strings.TrimSpace(out[strings.LastIndex(out, "|")+1:])
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("attempt directory %s left behind (%v)", dir, err)
+		t.Errorf("attempt directory %s left behind after Close (%v)", dir, err)
 	}
 }
 
@@ -241,5 +245,43 @@ func TestExecShipsFiles(t *testing.T) {
 	e.RunCommand(context.Background(), &lang.Command{Args: []string{"./run.sh"}}, Task{Name: "f-0"}, &evs)
 	if res := evs.final(t); res.Value != "shipped" {
 		t.Errorf("got %s %s %s %v", res.Status, res.Exception, res.Message, res.Value)
+	}
+}
+
+// Every attempt starts in an empty working directory of its own, though the directory of an
+// attempt that left it empty is used again: what one task leaves behind never reaches another,
+// and Close leaves nothing in WorkRoot.
+func TestExecWorkingDirectories(t *testing.T) {
+	root := t.TempDir()
+	e := &Executor{Job: &lang.Job{Name: "j"}, WorkRoot: root}
+	run := func(i int, script string) *Result {
+		var evs events
+		e.RunCommand(context.Background(), &lang.Command{Args: []string{"sh", "-c", script}},
+			Task{Index: i, Name: "f-" + strconv.Itoa(i)}, &evs)
+		return evs.final(t)
+	}
+	var dirs []string
+	for i, script := range []string{
+		`ls -A | wc -l; pwd >&2`,                // empty; leaves nothing: kept
+		`ls -A | wc -l; pwd >&2; echo x > left`, // empty; leaves a file: removed
+		`ls -A | wc -l; pwd >&2; mkdir -p .a/b`, // empty; leaves a hidden tree: removed
+		`ls -A | wc -l; pwd >&2; chmod 755 .`,   // empty; opens its directory up: removed
+		`ls -A | wc -l; pwd >&2`,                // empty
+		`ls -A | wc -l; pwd >&2`,                // empty
+	} {
+		res := run(i, script)
+		if res.Status != Completed || fmt.Sprint(res.Value) != "0" {
+			t.Fatalf("task %d: %s %v %s (stderr %s)", i, res.Status, res.Value, res.Message, res.Stderr)
+		}
+		dirs = append(dirs, strings.TrimSpace(string(res.Stderr)))
+	}
+	if dirs[1] != dirs[0] || dirs[2] == dirs[1] || dirs[3] == dirs[2] || dirs[4] == dirs[3] || dirs[5] != dirs[4] {
+		t.Errorf("working directories %q: want the 1st reused by the 2nd, and none reused after files were left or the mode changed", dirs)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(root); len(left) != 0 {
+		t.Errorf("WorkRoot holds %d entries after Close", len(left))
 	}
 }

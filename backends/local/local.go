@@ -54,6 +54,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	}
 	defer os.RemoveAll(root)
 	ex.WorkRoot = root
+	defer ex.Close()
 
 	var wg sync.WaitGroup
 	for range cfg.workers() {

@@ -77,6 +77,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	ex := &rt.Executor{Job: job, Host: w.Host, ShipDir: ship, WorkRoot: work}
+	defer ex.Close()
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
