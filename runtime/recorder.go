@@ -2,8 +2,6 @@ package runtime
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -119,7 +117,6 @@ type recorder struct {
 	lastSend     time.Time // when a batch last went to the writer
 
 	writeErr error // set by the writer goroutine; read after writerDone
-	putRows  int   // rows passed to PutTasks, for tests
 }
 
 func newRecorder(jobID string, st store, progress func(done, failed, total int), onError func(error)) *recorder {
@@ -454,21 +451,10 @@ func (r *recorder) send(wait bool) {
 func (r *recorder) writer() {
 	defer close(r.writerDone)
 	ctx := context.Background()
-	var busy time.Duration
-	var nb int
-	t0 := time.Now()
-	defer func() {
-		if os.Getenv("MF_DEBUG") != "" {
-			fmt.Fprintf(os.Stderr, "writer: busy %s of %s, %d batches, %d rows\n", busy, time.Since(t0), nb, r.putRows)
-		}
-	}()
 	for b := range r.writes {
-		ws := time.Now()
-		nb++
 		if r.writeErr == nil {
 			var err error
 			if len(b.tasks) > 0 {
-				r.putRows += len(b.tasks)
 				err = r.st.PutTasks(ctx, b.tasks)
 			}
 			if err == nil && len(b.attempts) > 0 {
@@ -484,7 +470,6 @@ func (r *recorder) writer() {
 				}
 			}
 		}
-		busy += time.Since(ws)
 		clear(b.tasks)
 		clear(b.attempts)
 		clear(b.logs)

@@ -47,13 +47,9 @@ func New(cfg Config) *Backend { return &Backend{cfg: cfg} }
 // through the staging protocol and reports the results; the hosts are terminated when it
 // returns, unless keep_hosts. Everything that can be checked before an instance starts is.
 func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan rt.Task, r rt.Reporter) error {
-	cfg := b.cfg
-	if cfg.S3Path == "" {
-		c, err := ConfigFromEnv(env)
-		if err != nil {
-			return err
-		}
-		cfg = c
+	cfg, err := b.config(env)
+	if err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -176,6 +172,14 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		return err
 	}
 	return drv.Run(ctx, job, tasks, r)
+}
+
+// config is the backend's configuration: the one New was given, or else the env block's.
+func (b *Backend) config(env *lang.Env) (Config, error) {
+	if b.cfg.S3Path != "" {
+		return b.cfg, nil
+	}
+	return ConfigFromEnv(env)
 }
 
 // seconds rounds d up to whole seconds.

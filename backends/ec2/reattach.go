@@ -36,13 +36,9 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, st
 	if err := json.Unmarshal(state, &st); err != nil || st.RunID == "" {
 		return b.Run(ctx, job, env, tasks, r)
 	}
-	cfg := b.cfg
-	if cfg.S3Path == "" {
-		c, err := ConfigFromEnv(env)
-		if err != nil {
-			return err
-		}
-		cfg = c
+	cfg, err := b.config(env)
+	if err != nil {
+		return err
 	}
 	c, err := connect(ctx, st.Region, st.Endpoint)
 	if err != nil {
