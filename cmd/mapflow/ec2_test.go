@@ -26,10 +26,10 @@ import (
 // server of scripts/moto and play each instance's boot with ec2test (test-only code). A
 // script starts with
 //
+//	[!moto] skip 'no moto server: eval "$(scripts/moto start)"'
 //	ec2-moto REGION BUCKET...
-//	[!exec:mapflow-ec2-ready] skip 'no moto server: eval "$(scripts/moto start)"'
 //
-// ec2-moto fails the script instead when MAPFLOW_REQUIRE_EC2=1.
+// The [moto] condition fails the test instead of skipping when MAPFLOW_REQUIRE_EC2=1.
 func init() {
 	scriptCmds["ec2-moto"] = ec2Moto
 	scriptCmds["ec2-boot"] = ec2Boot
@@ -56,25 +56,32 @@ func ec2State(ts *testscript.TestScript) *ec2Script {
 }
 
 var (
-	readyOnce sync.Once
-	readyDir  string
+	motoOnce sync.Once
+	moto     *ec2test.Moto
+	motoErr  error
 )
 
-// ec2-moto REGION BUCKET...: find moto, create the buckets and instance profile, build the
+// motoCondition is the scripts' [moto] condition: whether the moto server of scripts/moto
+// answers. With MAPFLOW_REQUIRE_EC2=1 its absence is an error, not a skip.
+func motoCondition() (bool, error) {
+	motoOnce.Do(func() { moto, motoErr = ec2test.Find() })
+	if motoErr != nil && os.Getenv(ec2test.RequireEnv) == "1" {
+		return false, fmt.Errorf("%s=1 but: %w", ec2test.RequireEnv, motoErr)
+	}
+	return motoErr == nil, nil
+}
+
+// ec2-moto REGION BUCKET...: create the buckets and instance profile on moto, build the
 // binary the hosts run, and point the script's environment at them (credentials "testing"
-// unless the script set its own). Without moto it only leaves mapflow-ec2-ready off PATH.
+// unless the script set its own). Scripts check [moto] first.
 func ec2Moto(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 {
 		ts.Fatalf("usage: ec2-moto REGION BUCKET...")
 	}
-	m, err := ec2test.Find()
-	if err != nil {
-		if os.Getenv(ec2test.RequireEnv) == "1" {
-			ts.Fatalf("%s=1 but: %v", ec2test.RequireEnv, err)
-		}
-		ts.Logf("no moto: %v", err)
-		return
+	if ok, err := motoCondition(); !ok {
+		ts.Fatalf("no moto server (check [moto] first): %v", err)
 	}
+	m := moto
 	bin, err := ec2test.BuildMapflow()
 	ts.Check(err)
 	ctx := context.Background()
@@ -86,13 +93,6 @@ func ec2Moto(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 	}
 	ts.Setenv(ec2.WorkerBinaryEnv, bin)
-	readyOnce.Do(func() {
-		readyDir = filepath.Join(filepath.Dir(bin), "ready")
-		if err := os.MkdirAll(readyDir, 0o755); err == nil {
-			os.WriteFile(filepath.Join(readyDir, "mapflow-ec2-ready"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
-		}
-	})
-	ts.Setenv("PATH", readyDir+string(os.PathListSeparator)+ts.Getenv("PATH"))
 	ec2Scripts.Store(ts, &ec2Script{moto: m, region: args[0], started: time.Now().Add(-time.Second)})
 	ts.Defer(func() { ec2Scripts.Delete(ts) })
 }

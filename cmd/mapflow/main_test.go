@@ -36,6 +36,8 @@ func TestScripts(t *testing.T) {
 				return hadoopEnv != nil, nil
 			case "root":
 				return os.Geteuid() == 0, nil
+			case "moto":
+				return motoCondition()
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
