@@ -137,6 +137,13 @@ type Reattacher interface {
 	Reattach(ctx context.Context, job *lang.Job, env *lang.Env, state []byte, tasks <-chan Task, r Reporter) error
 }
 
+// Stopper is a backend whose remote work can be stopped without its driver: `mapflow cancel`
+// of a job whose driver is gone kills its YARN application or terminates its hosts, found from
+// the state its run saved (SaveState).
+type Stopper interface {
+	Stop(ctx context.Context, env *lang.Env, state []byte) error
+}
+
 // ErrDetached is the cause of a run's cancellation when the driver leaves the remote work
 // running: the catalog could not take its results, and a later `mapflow resume` re-attaches
 // to fetch them. A Reattacher whose ctx ends with this cause (see Detached) returns without

@@ -112,19 +112,7 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	if err := checkDriverGone(row); err != nil {
 		return nil, err
 	}
-	f, err := lang.Parse(row.ScriptPath, []byte(row.ScriptText))
-	if err != nil {
-		return nil, fmt.Errorf("resume %s: parse its stored script: %w", row.ID, err)
-	}
-	job, err := lang.Check(f)
-	if err != nil {
-		return nil, fmt.Errorf("resume %s: check its stored script: %w", row.ID, err)
-	}
-	env, err := job.DefaultEnv(row.EnvName)
-	if err != nil {
-		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
-	}
-	b, err := newBackend(env)
+	job, env, b, err := storedJob(row, newBackend)
 	if err != nil {
 		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
 	}
@@ -156,6 +144,48 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	}
 	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, earlier: &earlier, reattach: reattach}
 	return d.run(ctx)
+}
+
+// storedJob parses the job from the script text stored in its row and makes the backend of
+// the env it ran in.
+func storedJob(row *catalog.Job, newBackend func(*lang.Env) (Backend, error)) (*lang.Job, *lang.Env, Backend, error) {
+	f, err := lang.Parse(row.ScriptPath, []byte(row.ScriptText))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("parse its stored script: %w", err)
+	}
+	job, err := lang.Check(f)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("check its stored script: %w", err)
+	}
+	env, err := job.DefaultEnv(row.EnvName)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := newBackend(env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return job, env, b, nil
+}
+
+// StopRemote stops the remote work of a job whose driver is gone (its YARN application, its
+// hosts), when its backend is a Stopper and its run saved a state; else it does nothing.
+func StopRemote(ctx context.Context, newBackend func(*lang.Env) (Backend, error), row *catalog.Job) error {
+	if row.BackendState == nil {
+		return nil
+	}
+	_, env, b, err := storedJob(row, newBackend)
+	if err != nil {
+		return fmt.Errorf("stop the remote work of %s: %w", row.ID, err)
+	}
+	s, ok := b.(Stopper)
+	if !ok {
+		return nil
+	}
+	if err := s.Stop(ctx, env, row.BackendState); err != nil {
+		return fmt.Errorf("stop the remote work of %s: %w", row.ID, err)
+	}
+	return nil
 }
 
 // DriverGone tells whether an unfinished job's driver is gone: its heartbeat stopped, or it ran

@@ -413,6 +413,12 @@ func (f *fleet) terminateUnlessDetached(ctx context.Context, saved bool) {
 func (f *fleet) terminate() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	f.terminateAll(ctx)
+}
+
+// terminateAll ends every instance of the run that has not ended, trying thrice, and says
+// which it could not.
+func (f *fleet) terminateAll(ctx context.Context) error {
 	var ids []string
 	f.mu.Lock()
 	for id, inst := range f.instances {
@@ -423,19 +429,21 @@ func (f *fleet) terminate() {
 	f.mu.Unlock()
 	sort.Strings(ids)
 	if len(ids) == 0 {
-		return
+		return nil
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if _, err = f.c.ec2.TerminateInstances(ctx, &ec2svc.TerminateInstancesInput{InstanceIds: ids}); err == nil {
 			f.logf("terminated %d instances", len(ids))
-			return
+			return nil
 		}
 		if ctx.Err() != nil {
 			break
 		}
 		time.Sleep(time.Duration(attempt+1) * time.Second)
 	}
-	f.logf("could not terminate instances %s: %s; terminate them with: aws ec2 terminate-instances --region %s --instance-ids %s",
+	err = fmt.Errorf("could not terminate instances %s: %s; terminate them with: aws ec2 terminate-instances --region %s --instance-ids %s",
 		strings.Join(ids, " "), apiMessage(err), f.c.region, strings.Join(ids, " "))
+	f.logf("%v", err)
+	return err
 }

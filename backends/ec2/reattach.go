@@ -92,6 +92,26 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, st
 	return b.Run(ctx, job, env, again, r)
 }
 
+var _ rt.Stopper = (*Backend)(nil)
+
+// Stop terminates the instances of a run whose driver is gone, keep_hosts or not: the job is
+// being canceled.
+func (b *Backend) Stop(ctx context.Context, env *lang.Env, state []byte) error {
+	var st runState
+	if err := json.Unmarshal(state, &st); err != nil || st.RunID == "" {
+		return nil
+	}
+	c, err := connect(ctx, st.Region, st.Endpoint)
+	if err != nil {
+		return err
+	}
+	f := &fleet{c: c, runID: st.RunID, log: b.Log, instances: map[string]*instance{}}
+	if err := f.adopt(ctx); err != nil {
+		return fmt.Errorf("find the run's instances: %w", err)
+	}
+	return f.terminateAll(ctx)
+}
+
 // adopt finds the instances of f's run by their tag, those not terminated.
 func (f *fleet) adopt(ctx context.Context) error {
 	pages, err := f.describePages(ctx, &ec2svc.DescribeInstancesInput{Filters: []types.Filter{

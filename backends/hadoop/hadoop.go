@@ -234,6 +234,36 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, st
 	return b.Run(ctx, job, env, again, r)
 }
 
+var _ rt.Stopper = (*Backend)(nil)
+
+// Stop kills the YARN application of a run whose driver is gone, unless it has ended.
+func (b *Backend) Stop(ctx context.Context, env *lang.Env, state []byte) error {
+	var st runState
+	if err := json.Unmarshal(state, &st); err != nil || st.App == "" {
+		return nil
+	}
+	cfg, err := b.config(env)
+	if err != nil {
+		return err
+	}
+	app, err := yarn.ParseApplicationID(st.App)
+	if err != nil {
+		return err
+	}
+	rm, err := yarn.NewRMClient("http://"+st.WebApp, cfg.User)
+	if err != nil {
+		return err
+	}
+	if rep, err := rm.App(ctx, app); err == nil && rep.Terminal() {
+		return nil
+	}
+	if err := rm.Kill(ctx, app); err != nil {
+		return fmt.Errorf("kill YARN application %s: %w", app, err)
+	}
+	b.logf("hadoop: killed YARN application %s", app)
+	return nil
+}
+
 // App is the YARN application of the last Run, for tests.
 func (b *Backend) App() yarn.ApplicationID { return b.app }
 

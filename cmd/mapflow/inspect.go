@@ -343,6 +343,11 @@ func (a *app) cancelCommand() *cobra.Command {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
+			// Its remote work goes on without it: stop it first, so that nothing keeps
+			// running (or billing) behind a job recorded Canceled.
+			if err := rt.StopRemote(ctx, newBackend, row); err != nil {
+				return err
+			}
 			n, err := cat.CancelUnfinished(ctx, row.ID, time.Now())
 			if err != nil {
 				return err
