@@ -11,7 +11,9 @@
 //	tasks/NNNNNNNN.jsonl     the tasks, in chunks of consecutive indexes, one JSON line each
 //	tasks/END                written once every chunk is, holding their number
 //	claims/NNNNNNNN.K        a worker's claim of chunk N's K-th run: its worker id
-//	results/NNNNNNNN.K.jsonl the outcome of every attempt of that run's tasks
+//	results/NNNNNNNN.K.jsonl the outcome of every attempt of that run's tasks (those not in
+//	                         its parts), written when the run ends
+//	results/NNNNNNNN.K.P.jsonl part P of the run's outcomes, written while it runs
 //	lost/WORKER              a worker that died; its unfinished claims may be run again
 //	cancel                   the job is canceled: workers stop
 //
@@ -19,8 +21,9 @@
 // manifest, checks the script with lang.CheckStaged, and then loops: it claims the first chunk
 // nobody holds by creating its claim without overwriting (HDFS's create and S3's
 // If-None-Match both refuse a second creator, so exactly one worker wins), runs its tasks with
-// runtime.Executor (the same code the local backend runs), and writes the chunk's results in
-// one object. A worker ends when every chunk up to END has results or a live claim.
+// runtime.Executor (the same code the local backend runs), and writes the chunk's results:
+// what it has every two seconds as a part, the rest in the run's final object. A worker ends
+// when every chunk up to END has its final results or a live claim.
 //
 // The driver streams chunks while the planner still reads the params, and polls results/ for
 // new objects, turning each record into the events a Backend reports; so the catalog and the

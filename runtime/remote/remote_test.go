@@ -104,3 +104,69 @@ func TestAbandonedClaim(t *testing.T) {
 		t.Errorf("results %+v", rs)
 	}
 }
+
+// A chunk of slow tasks shows results while it runs: its first run writes what it has every
+// partEvery, before the run's final object.
+func TestPartialResults(t *testing.T) {
+	defer func(d time.Duration) { partEvery = d }(partEvery)
+	partEvery = 300 * time.Millisecond
+	ctx := context.Background()
+	store := DirStore(t.TempDir())
+	var tl []taskLine
+	for i := range 6 {
+		tl = append(tl, taskLine{Index: i, Name: fmt.Sprintf("f-%d", i), Params: []byte(fmt.Sprintf(`{"x":%d}`, i))})
+	}
+	lines, _ := encodeLines(tl)
+	script := "job t\nfunc f(x) = exec(\"sh\", \"-c\", \"sleep 0.2; echo $1\", \"sh\", x)\nparams [{x: 1}]\n"
+	manifest, _ := encodeLines([]Manifest{{JobID: "t", ScriptPath: "t.mf", Script: script}})
+	for name, data := range map[string][]byte{manifestName: manifest, chunkObject(0): lines, endName: []byte("1")} {
+		if err := store.Put(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &Worker{Store: store, ID: "w1", Host: "h", Dir: t.TempDir(), Threads: 1, Poll: 20 * time.Millisecond}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+
+	// Watch as the driver does: a part must be there while the final object is not yet.
+	sawPart := false
+	for !sawPart {
+		select {
+		case err := <-done:
+			t.Fatalf("the chunk ended (%v) and no part was seen before its end", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if _, err := store.Get(ctx, resultObject(0, 1)); err == nil {
+			t.Fatal("the run's final results came before any part")
+		}
+		data, err := store.Get(ctx, resultPartObject(0, 1, 1))
+		if err != nil {
+			continue
+		}
+		rs, _ := decodeLines[resultLine](data)
+		if len(rs) == 0 || len(rs) >= len(tl) || rs[0].Index != 0 || string(rs[0].Value) != "0" {
+			t.Fatalf("part 1: %+v", rs)
+		}
+		sawPart = true
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Every task's result is in exactly one object of the run.
+	names, _ := store.List(ctx, resultsDir)
+	seen := map[int]int{}
+	for _, n := range names {
+		data, _ := store.Get(ctx, resultsDir+"/"+n)
+		rs, _ := decodeLines[resultLine](data)
+		for _, r := range rs {
+			seen[r.Index]++
+		}
+	}
+	for i := range tl {
+		if seen[i] != 1 {
+			t.Errorf("task %d has %d results in %v", i, seen[i], names)
+		}
+	}
+}

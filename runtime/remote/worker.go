@@ -149,10 +149,15 @@ func (w *Worker) watchCancel(ctx context.Context, cancel context.CancelCauseFunc
 	}
 }
 
-// runChunk runs the tasks of a claimed chunk and writes their results in one object. A re-run
-// (run > 1: earlier runs were lost with their workers) skips the tasks that have results
-// already and writes each task's results as it finishes, so that if this worker dies too, the
-// task that was running is known, and only it is charged for the loss.
+// partEvery is how often a chunk's first run writes the results it has so far, so that the
+// driver's progress and catalog move while a chunk of slow tasks runs. (A variable for tests.)
+var partEvery = 2 * time.Second
+
+// runChunk runs the tasks of a claimed chunk and writes their results: those it has every
+// partEvery in parts, the rest in the run's final object. A re-run (run > 1: earlier runs were
+// lost with their workers) skips the tasks that have results already and writes each task's
+// results as it finishes, so that if this worker dies too, the task that was running is known,
+// and only it is charged for the loss.
 func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Caller, chunk, run int) error {
 	data, err := w.Store.Get(ctx, chunkObject(chunk))
 	if err != nil {
@@ -170,7 +175,7 @@ func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Cal
 		}
 	}
 	rec := &lineRecorder{}
-	part := 0
+	part, lastPut := 0, time.Now()
 	for _, tl := range tasks {
 		if ctx.Err() != nil {
 			return nil // canceled: the driver marks what did not finish
@@ -195,11 +200,12 @@ func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Cal
 		} else {
 			ex.Run(ctx, caller, t, rec)
 		}
-		if run > 1 && ctx.Err() == nil {
+		if ctx.Err() == nil && (run > 1 || time.Since(lastPut) >= partEvery) {
 			part++
 			if err := w.putLines(ctx, resultPartObject(chunk, run, part), rec); err != nil {
 				return err
 			}
+			lastPut = time.Now()
 		}
 	}
 	if ctx.Err() != nil {
@@ -236,9 +242,10 @@ func (w *Worker) putLines(ctx context.Context, name string, rec *lineRecorder) e
 }
 
 // lostRuns reads what the lost earlier runs of a chunk left: the tasks with results, and for
-// each task how many losses it is charged. The first run writes its results only at its end,
-// so its loss is charged to every task it did not finish; each re-run writes a task's results
-// as it finishes, so its loss is charged to the first task it did not finish.
+// each task how many losses it is charged. The first run writes its results every partEvery,
+// so its loss is charged to every task without results (any may have been running); each
+// re-run writes a task's results as it finishes, so its loss is charged to the first task it
+// did not finish.
 func (w *Worker) lostRuns(ctx context.Context, chunk, run int, tasks []taskLine) (map[int]bool, map[int]int, error) {
 	names, err := w.Store.List(ctx, resultsDir)
 	if err != nil {
