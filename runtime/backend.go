@@ -137,6 +137,17 @@ type Reattacher interface {
 	Reattach(ctx context.Context, job *lang.Job, env *lang.Env, state []byte, tasks <-chan Task, r Reporter) error
 }
 
+// Feed returns a closed channel holding tasks: a known list of tasks (those a re-attached run
+// ended without, say) to give Backend.Run.
+func Feed(tasks []Task) <-chan Task {
+	ch := make(chan Task, len(tasks))
+	for _, t := range tasks {
+		ch <- t
+	}
+	close(ch)
+	return ch
+}
+
 // Stopper is a backend whose remote work can be stopped without its driver: `mapflow cancel`
 // of a job whose driver is gone kills its YARN application or terminates its hosts, found from
 // the state its run saved (SaveState).

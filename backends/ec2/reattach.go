@@ -84,12 +84,7 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, st
 		return nil
 	}
 	f.logf("the run's hosts ended without %d tasks; running them again", len(missing))
-	again := make(chan rt.Task, len(missing))
-	for _, t := range missing {
-		again <- t
-	}
-	close(again)
-	return b.Run(ctx, job, env, again, r)
+	return b.Run(ctx, job, env, rt.Feed(missing), r)
 }
 
 var _ rt.Stopper = (*Backend)(nil)
