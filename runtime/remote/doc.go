@@ -34,6 +34,8 @@
 // Whoever sees a worker die (the YARN ApplicationMaster when a container exits abnormally, the
 // EC2 driver when an instance is gone) writes lost/WORKER. A chunk whose latest claim belongs
 // to a lost worker and has no results is claimed again as run K+1; its tasks count one more
-// attempt. A task lost with its worker more than retries + 1 times ends Failed with
+// attempt. A re-run writes each task's results as it finishes and runs alone in its worker,
+// so its loss is charged to the task it was running. A task lost with its worker more than
+// retries + 1 times ends Failed with
 // WorkerLost: the first loss may be the machine's fault, a repeated one is likely the task's.
 package remote

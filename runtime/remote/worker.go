@@ -93,6 +93,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	sc := &scanner{store: w.Store, id: w.ID, poll: w.poll()}
 	var wg sync.WaitGroup
 	errs := make(chan error, threads)
+	// A re-run (run > 1) runs alone in this process: a loss during it is charged to its running
+	// task, so it must not be a task of another chunk that killed the worker. Otherwise a
+	// healthy chunk that shares a worker with one that kills it would be charged each time.
+	var alone sync.RWMutex
 	for range threads {
 		wg.Add(1)
 		go func() {
@@ -104,7 +108,14 @@ func (w *Worker) Run(ctx context.Context) error {
 					errs <- err
 					return
 				}
-				if err := w.runChunk(ctx, ex, caller, chunk, run); err != nil {
+				lock, unlock := alone.RLock, alone.RUnlock
+				if run > 1 {
+					lock, unlock = alone.Lock, alone.Unlock
+				}
+				lock()
+				err = w.runChunk(ctx, ex, caller, chunk, run)
+				unlock()
+				if err != nil {
 					errs <- err
 					cancel(err)
 					return
