@@ -5,6 +5,10 @@ type Expr struct {
 	Text string // the expression's source text, exactly as written
 	Pos  Pos    // where Text starts in the file
 
+	// Warm is set when the expression is a python(...) or serve(...) call: the function runs
+	// in a long-lived worker process, and the expression itself is never evaluated.
+	Warm *Warm
+
 	compiled *compiled
 }
 

@@ -27,6 +27,8 @@ type checker struct {
 	// staged: the job's files are not beside the job file (a remote worker), so none is
 	// looked for.
 	staged bool
+	// implicitShips are the Python files of python(...) calls, shipped without a ship line.
+	implicitShips []Ship
 }
 
 func (c *checker) errorf(pos Pos, detail, format string, args ...any) {
@@ -92,10 +94,15 @@ func check(f *File, staged bool) (*Job, error) {
 			if c.once("timeout", st.Pos) {
 				c.checkTimeout(st.Timeout)
 			}
+		case st.Recycle != nil:
+			if c.once("recycle", st.Pos) {
+				c.checkRecycle(st.Recycle)
+			}
 		case st.Unknown != nil:
 			c.unknownStmt(st.Unknown)
 		}
 	}
+	c.job.Ship = mergeShips(c.job.Ship, c.implicitShips)
 	sortDiagnostics(c.diags)
 	// A missing statement is reported at the file's start but after the other problems: one
 	// of those (a misspelled keyword, a syntax error) is often its cause.
@@ -414,8 +421,9 @@ func (c *checker) checkFunc(fs *funcStmt) {
 		seen[p.Name] = true
 		fn.Params = append(fn.Params, p.Name)
 	}
+	c.job.Func = fn
 	fn.Body = c.compile(fs.Body, kindFunc, fn)
-	if fn.Body != nil && fn.Body.compiled != nil {
+	if fn.Body != nil && fn.Body.compiled != nil && fn.Body.Warm == nil {
 		for _, p := range fn.Params {
 			if !fn.Body.compiled.uses[p] {
 				c.warnf(fn.Pos, "every parameter set still needs it, or its task fails with KeyError", "func %s does not use its parameter %q", fn.Name, p)
@@ -423,6 +431,30 @@ func (c *checker) checkFunc(fs *funcStmt) {
 		}
 	}
 	c.job.Func = fn
+}
+
+// mergeShips adds the implicit ships to the written ones, dropping any path that another
+// one holds already (a file shipped twice, a file inside a shipped directory).
+func mergeShips(written, implicit []Ship) []Ship {
+	all := append(append([]Ship(nil), written...), implicit...)
+	var out []Ship
+	for i, s := range all {
+		covered := false
+		for j, o := range all {
+			if i == j {
+				continue
+			}
+			inside := strings.HasPrefix(s.Abs, o.Abs+string(filepath.Separator))
+			if inside || (s.Abs == o.Abs && j < i) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (c *checker) checkShip(s *shipStmt) {
@@ -625,6 +657,20 @@ func (c *checker) checkRetries(o *optionStmt) {
 		return
 	}
 	c.job.Retries = int(n)
+}
+
+func (c *checker) checkRecycle(o *optionStmt) {
+	v := o.Value
+	if v.Int == nil || v.Minus {
+		c.errorf(v.Pos, "write how many tasks a worker process runs before it is started afresh, like recycle 100", "recycle must be an integer >= 1, got %s", describeValue(v))
+		return
+	}
+	n, err := parseInt(*v.Int)
+	if err != nil || n < 1 || n > 1<<31 {
+		c.errorf(v.Pos, "write a number from 1 to 2147483648", "recycle %s is out of range", *v.Int)
+		return
+	}
+	c.job.Recycle = int(n)
 }
 
 func (c *checker) checkTimeout(o *optionStmt) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -64,6 +66,7 @@ type nameVisitor struct {
 	callees  map[*ast.IdentifierNode]bool
 	declared map[string]bool
 	execs    []*ast.CallNode
+	warms    []*ast.CallNode // python(...) and serve(...)
 	root     ast.Node
 }
 
@@ -80,8 +83,11 @@ func (v *nameVisitor) Visit(node *ast.Node) {
 	case *ast.CallNode:
 		if id, ok := n.Callee.(*ast.IdentifierNode); ok {
 			v.callees[id] = true
-			if id.Value == "exec" {
+			switch id.Value {
+			case "exec":
 				v.execs = append(v.execs, n)
+			case "python", "serve":
+				v.warms = append(v.warms, n)
 			}
 		}
 	case *ast.VariableDeclaratorNode:
@@ -102,6 +108,8 @@ func exprOptions(v *nameVisitor, kind exprKind) []expr.Option {
 		expr.Patch(v),
 		expr.Function("__div", divide),
 		expr.Function("exec", execCommand),
+		expr.Function("python", notEvaluated),
+		expr.Function("serve", notEvaluated),
 	}
 	if kind == kindParams {
 		// A literal list of parameter sets may be long; the file's size bounds it, and the
@@ -148,8 +156,8 @@ func (c *checker) compile(n *exprNode, kind exprKind, fn *Func) *Expr {
 	for _, id := range v.idents {
 		switch {
 		case v.callees[id]:
-			if id.Value != "exec" {
-				report(id.Location(), didYouMean(id.Value, append([]string{"exec"}, builtin.Names...), "expr-lang's functions are"), "unknown function %s", id.Value)
+			if !slices.Contains(ownFunctions, id.Value) {
+				report(id.Location(), didYouMean(id.Value, append(ownFunctions, builtin.Names...), "expr-lang's functions are"), "unknown function %s", id.Value)
 			}
 		case slices.Contains(vars, id.Value):
 			uses[id.Value] = true
@@ -173,6 +181,22 @@ func (c *checker) compile(n *exprNode, kind exprKind, fn *Func) *Expr {
 			report(call.Location(), `name the program and its arguments: exec("python3", "train.py", x)`, "exec needs a program to run")
 		default:
 			isExec = true
+		}
+	}
+	for _, call := range v.warms {
+		name := call.Callee.(*ast.IdentifierNode).Value
+		switch {
+		case kind == kindParams, kind == kindCombine && name == "serve":
+			report(call.Location(), "only a func body runs in a worker process; a combiner may call python(FILE, FUNCTION)", "%s(...) is not allowed in %s", name, where)
+		case call != v.root:
+			report(call.Location(), fmt.Sprintf(`a %s is either an expression or a call of a function in a worker: %s`, whereKind(kind), warmExample(name, kind)), "%s(...) must be the whole %s", name, wholeWhat(kind))
+		default:
+			w, detail, problem := c.warmSpec(name, call, kind, e)
+			if problem != "" {
+				report(call.Location(), detail, "%s", problem)
+				continue
+			}
+			e.Warm = w
 		}
 	}
 	if bad {
@@ -278,6 +302,129 @@ func (e *Expr) posAt(runeOff int) Pos {
 		b += n
 	}
 	return p
+}
+
+// ownFunctions are the functions mapflow adds to expr-lang's.
+var ownFunctions = []string{"exec", "python", "serve"}
+
+func whereKind(kind exprKind) string {
+	if kind == kindCombine {
+		return "combiner"
+	}
+	return "func"
+}
+
+func wholeWhat(kind exprKind) string {
+	if kind == kindCombine {
+		return "combiner"
+	}
+	return "function body"
+}
+
+func warmExample(name string, kind exprKind) string {
+	switch {
+	case kind == kindCombine:
+		return `combine python("tasks.py", "add_combiner")`
+	case name == "serve":
+		return `func f(x) = serve("node", "server.js")`
+	}
+	return `func add(x, y) = python("tasks.py")`
+}
+
+// warmSpec reads the arguments of python(FILE [, FUNCTION]) or serve(PROGRAM, ARGS...): string
+// literals only, since the worker process is started before any parameter set is known.
+func (c *checker) warmSpec(name string, call *ast.CallNode, kind exprKind, e *Expr) (*Warm, string, string) {
+	example := warmExample(name, kind)
+	var args []string
+	for i, a := range call.Arguments {
+		s, ok := a.(*ast.StringNode)
+		if !ok {
+			return nil, "the worker process starts before any task, so its arguments are written as strings: " + example,
+				fmt.Sprintf("argument %d of %s(...) must be a string literal", i+1, name)
+		}
+		args = append(args, s.Value)
+	}
+	w := &Warm{Kind: name, Pos: e.posAt(call.Location().From)}
+	if name == "serve" {
+		if len(args) == 0 || args[0] == "" {
+			return nil, "name the program and its arguments: " + example, "serve needs a program to run"
+		}
+		for i, a := range args {
+			if strings.IndexByte(a, 0) >= 0 {
+				return nil, "", fmt.Sprintf("argument %d of serve(...) holds a NUL byte", i+1)
+			}
+		}
+		w.Args = args
+		return w, "", ""
+	}
+	switch {
+	case len(args) == 0:
+		return nil, "name the Python file: " + example, "python needs a file: python(FILE [, FUNCTION])"
+	case len(args) > 2:
+		return nil, "python(FILE [, FUNCTION]) takes the file and the function's name: " + example, fmt.Sprintf("python takes one or two arguments, got %d", len(args))
+	case kind == kindCombine && len(args) == 1:
+		return nil, "name the combiner's function: " + example, "combine python(...) needs the function's name"
+	}
+	w.Module = filepath.ToSlash(args[0])
+	w.Function = c.job.Func.nameOr()
+	if len(args) == 2 {
+		w.Function = args[1]
+	}
+	if !isPythonName(w.Function) {
+		return nil, "a Python function's name, like add or evaluate", fmt.Sprintf("%q is not a Python function name", w.Function)
+	}
+	ship, detail, problem := resolveShip(c.dir, w.Module, c.staged)
+	if problem != "" {
+		return nil, detail, problem
+	}
+	mod := w.ModuleName()
+	if !isPythonName(mod) {
+		return nil, "Python imports a module by a name made of letters, digits and _; rename the file",
+			fmt.Sprintf("python file %q cannot be imported as a module named %q", w.Module, mod)
+	}
+	if !c.staged {
+		st, err := os.Stat(ship.Abs)
+		switch {
+		case err != nil:
+			return nil, "looked for " + ship.Abs, fmt.Sprintf("cannot read python file %q: %v", w.Module, unwrapPathError(err))
+		case st.IsDir():
+			if _, err := os.Stat(filepath.Join(ship.Abs, "__init__.py")); err != nil {
+				return nil, "a package directory holds an __init__.py", fmt.Sprintf("python package %q has no __init__.py", w.Module)
+			}
+		case !strings.HasSuffix(w.Module, ".py"):
+			return nil, "name a .py file or a package directory", fmt.Sprintf("python file %q does not end in .py", w.Module)
+		}
+	}
+	ship.Pos = w.Pos
+	c.implicitShips = append(c.implicitShips, ship)
+	return w, "", ""
+}
+
+// nameOr is the function's name, or "" for no function.
+func (f *Func) nameOr() string {
+	if f == nil {
+		return ""
+	}
+	return f.Name
+}
+
+// isPythonName tells whether s is a Python identifier in ASCII.
+func isPythonName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// notEvaluated stands for python(...) and serve(...) in expr-lang's type check; the runtime
+// sends such a function's tasks to a worker process instead of evaluating it.
+func notEvaluated(args ...any) (any, error) {
+	return nil, &evalFail{"RuntimeError", "python(...) and serve(...) run in a worker process, not in an expression"}
 }
 
 // Uses tells whether the combiner refers to the variable name ("results" or "tasks"), so

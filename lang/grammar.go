@@ -27,6 +27,7 @@ type stmt struct {
 	Combine *combineStmt `parser:"| @@"`
 	Retries *optionStmt  `parser:"| 'retries' @@"`
 	Timeout *optionStmt  `parser:"| 'timeout' @@"`
+	Recycle *optionStmt  `parser:"| 'recycle' @@"`
 	Unknown *unknownStmt `parser:"| @@"`
 }
 
@@ -57,7 +58,7 @@ type setting struct {
 	Value *value `parser:"@@"`
 }
 
-// value is a literal: in env settings and after retries and timeout.
+// value is a literal: in env settings and after retries, timeout and recycle.
 type value struct {
 	Pos      Pos
 	Minus    bool       `parser:"@'-'?"`

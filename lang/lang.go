@@ -1,6 +1,8 @@
 package lang
 
 import (
+	"path"
+	"strings"
 	"time"
 )
 
@@ -33,6 +35,9 @@ type Job struct {
 
 	Retries int           // extra attempts after a failed one (0: run once)
 	Timeout time.Duration // per attempt; 0: none
+	// Recycle is how many tasks a warm worker process runs before it is started afresh
+	// (`recycle N`); 0: never.
+	Recycle int
 
 	// Warnings are diagnostics that do not stop the job (e.g. params keys the function ignores).
 	Warnings Diagnostics
@@ -60,6 +65,44 @@ type Func struct {
 	Params []string
 	Pos    Pos
 	Body   *Expr
+}
+
+// Warm is a function that runs in a long-lived worker process speaking mapflow's line
+// protocol: `python(FILE [, FUNCTION])`, run by the Python runner embedded in mapflow, or
+// `serve(PROGRAM, ARGS...)`, any program that speaks the protocol.
+type Warm struct {
+	Kind string // "python" or "serve"
+	// Module is python's FILE as written: a .py file or a package directory, relative to the
+	// job file's directory (and shipped to every worker).
+	Module string
+	// Function is the name of the Python function to call.
+	Function string
+	// Args are serve's program and its arguments.
+	Args []string
+	Pos  Pos
+}
+
+// ModuleDir is the directory, relative to the job file's, that Python imports the module from.
+func (w *Warm) ModuleDir() string {
+	d := path.Dir(strings.TrimSuffix(w.Module, "/"))
+	if d == "." {
+		return ""
+	}
+	return d
+}
+
+// ModuleName is the name Python imports: the file's name without .py, or the package
+// directory's name.
+func (w *Warm) ModuleName() string {
+	return strings.TrimSuffix(path.Base(strings.TrimSuffix(w.Module, "/")), ".py")
+}
+
+// WarmFunc returns the function's warm spec when its body is python(...) or serve(...), else nil.
+func (f *Func) WarmFunc() *Warm {
+	if f == nil || f.Body == nil {
+		return nil
+	}
+	return f.Body.Warm
 }
 
 // Command is the value an exec(...) body evaluates to: a program and its arguments, run

@@ -81,6 +81,7 @@ var statementForms = map[string]string{
 	"combine": "combine EXPRESSION",
 	"retries": "retries N",
 	"timeout": "timeout DURATION, like 30s",
+	"recycle": "recycle N (tasks per warm worker process)",
 }
 
 func syntaxDiagnostic1(err error, toks []lexer.Token) Diagnostic {

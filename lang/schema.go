@@ -110,10 +110,21 @@ func positiveDuration(v any) string {
 	return ""
 }
 
+// pythonSetting is the interpreter of python(...) functions, in every env kind.
+var pythonSetting = settingSpec{typ: typeString, check: nonEmpty, help: "the Python interpreter that runs python(...) functions on the workers; default python3 on PATH"}
+
+func nonEmpty(v any) string {
+	if v.(string) == "" {
+		return "must not be empty"
+	}
+	return ""
+}
+
 // envSchemas maps an env kind to its settings.
 var envSchemas = map[string]map[string]settingSpec{
 	"local": {
 		"workers": {typ: typeInt, check: minInt(1), help: "goroutines or processes running tasks at once; default: the number of CPUs"},
+		"python":  pythonSetting,
 	},
 	"ec2": {
 		"hosts":                 {typ: typeInt, check: minInt(1), help: "instances to start; default 1"},
@@ -130,6 +141,7 @@ var envSchemas = map[string]map[string]settingSpec{
 		"idle_shutdown_timeout": {typ: typeDuration, check: positiveDuration, help: "terminate hosts idle this long"},
 		"keep_hosts":            {typ: typeBool, help: "leave the hosts running after the job"},
 		"tasks_per_claim":       {typ: typeInt, check: minInt(1), help: "tasks a worker claims at once"},
+		"python":                pythonSetting,
 	},
 	"hadoop": {
 		"containers":             {typ: typeInt, check: minInt(1), help: "YARN containers running workers"},
@@ -142,6 +154,7 @@ var envSchemas = map[string]map[string]settingSpec{
 		"resourcemanager":        {typ: typeString, check: hostPort, help: "YARN resourcemanager host:port; default: from hadoop_conf_dir"},
 		"resourcemanager_webapp": {typ: typeString, check: hostPort, help: "YARN resourcemanager web address host:port"},
 		"user":                   {typ: typeString, help: "the Hadoop user to run as"},
+		"python":                 pythonSetting,
 	},
 }
 

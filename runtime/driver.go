@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,9 @@ type Options struct {
 	Progress func(done, failed, total int)
 	// JobID, when set, is the id Run gives the new job instead of a generated one.
 	JobID string
+	// CombineOutput, when set, receives what a Python combiner writes to its standard output
+	// and error.
+	CombineOutput io.Writer
 }
 
 // Report is what a run gives the CLI.
@@ -346,7 +350,11 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 		report.Status = Completed
 	}
 	if rec.failed > 0 {
-		errs = append(errs, fmt.Sprintf("%d of %d tasks failed", rec.failed, rec.total))
+		msg := fmt.Sprintf("%d of %d tasks failed", rec.failed, rec.total)
+		if causes := rec.causeSummary(); causes != "" {
+			msg += ": " + causes
+		}
+		errs = append(errs, msg)
 	}
 	if report.Status != Canceled && runErr == nil && d.job.Combine != nil {
 		report.Combined, report.CombineErr = d.combine(rec.results)
@@ -482,6 +490,9 @@ func (d *driver) combine(results []any) (v any, err error) {
 			v, err = nil, fmt.Errorf("internal error in the evaluator: %v", p)
 		}
 	}()
+	if spec := d.job.Combine.Warm; spec != nil {
+		return d.combinePython(spec, results)
+	}
 	vars := map[string]any{}
 	if d.job.Combine.Uses("results") {
 		ok := make([]any, 0, len(results))
@@ -501,6 +512,50 @@ func (d *driver) combine(results []any) (v any, err error) {
 		vars["tasks"] = tasks
 	}
 	return d.job.Combine.Eval(vars)
+}
+
+// combinePython calls a Python combiner with the name of each task that gave a result as a
+// keyword argument, its result as the value, in a worker process of its own on this machine.
+func (d *driver) combinePython(spec *lang.Warm, results []any) (any, error) {
+	kwargs := make(map[string]any, len(results))
+	prefix := d.job.Func.Name + "-"
+	for i, r := range results {
+		if r != nil {
+			kwargs[prefix+strconv.Itoa(i)] = r
+		}
+	}
+	root, err := os.MkdirTemp("", "mapflow-combine-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(root)
+	shipDir := filepath.Dir(d.job.Filename)
+	if abs, err := filepath.Abs(shipDir); err == nil {
+		shipDir = abs
+	}
+	ex := &Executor{Job: d.job, Host: "driver", ShipDir: shipDir, WorkRoot: root, Python: CombinePython(d.env)}
+	defer ex.Close()
+	v, err := ex.Call(context.Background(), spec, kwargs, d.opts.CombineOutput)
+	if exc, msg, tb, ok := TaskError(err); ok {
+		if tb != "" {
+			return nil, fmt.Errorf("%s: %s: %s\n%s", describeWarm(spec, ex.Python), exc, msg, tb)
+		}
+		return nil, fmt.Errorf("%s: %s: %s", describeWarm(spec, ex.Python), exc, msg)
+	}
+	return v, err
+}
+
+// CombinePython is the interpreter a Python combiner runs with, on the driver's machine:
+// $MAPFLOW_PYTHON when set, else the env's python setting when the env is local, else
+// DefaultPython (a remote env's python names an interpreter on its workers).
+func CombinePython(env *lang.Env) string {
+	if p := os.Getenv("MAPFLOW_PYTHON"); p != "" {
+		return p
+	}
+	if env != nil && env.Kind == "local" {
+		return PythonOf(env)
+	}
+	return DefaultPython
 }
 
 // heartbeat records every heartbeatEvery that the driver is alive, and cancels the run when

@@ -44,6 +44,8 @@ type Executor struct {
 	// MaxOutput bounds how many bytes of each output stream are kept at the head and again at
 	// the tail; 0 is DefaultMaxOutput.
 	MaxOutput int
+	// Python is the interpreter of python(...) functions; "" is DefaultPython.
+	Python string
 
 	envOnce sync.Once
 	environ []string
@@ -53,10 +55,16 @@ type Executor struct {
 	// time of a program as short as /bin/true (bench/).
 	dirMu    sync.Mutex
 	freeDirs []string
+
+	// Worker processes started by Preflight, for the first Slots.
+	idleMu sync.Mutex
+	idle   []*warmProc
 }
 
-// Close removes the working directories kept for reuse. The Executor may be used again.
+// Close stops the worker processes no Slot took and removes the working directories kept for
+// reuse. The Executor may be used again.
 func (e *Executor) Close() error {
+	e.stopIdle()
 	e.dirMu.Lock()
 	dirs := e.freeDirs
 	e.freeDirs = nil

@@ -2,7 +2,10 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,6 +114,7 @@ type recorder struct {
 	earlierDone  int // tasks Completed in an earlier run of the job (resume)
 	finished     int
 	failed       int
+	causes       map[string]int // the failed tasks' "Exception: message", up to maxCauses of them
 	canceled     int
 	total        int // tasks planned or written so far, and earlier ones
 	lastProgress time.Time
@@ -301,6 +305,7 @@ func (r *recorder) apply(it *item, now time.Time) {
 			r.setResult(it.index, it.res.Value)
 		case Failed:
 			r.failed++
+			r.addCause(it.res)
 		case Canceled:
 			r.canceled++
 		}
@@ -309,6 +314,65 @@ func (r *recorder) apply(it *item, now time.Time) {
 	if it.res != nil {
 		releaseResult(it.res)
 	}
+}
+
+// maxCauses bounds how many distinct failures a job's error summary counts.
+const maxCauses = 100
+
+// addCause counts a failed task's exception and message, for the job's error.
+func (r *recorder) addCause(res *Result) {
+	if res == nil {
+		return
+	}
+	msg := strings.Join(strings.Fields(res.Message), " ")
+	if len(msg) > 200 {
+		msg = strings.ToValidUTF8(msg[:200], "") + "..."
+	}
+	key := res.Exception
+	if msg != "" {
+		key += ": " + msg
+	}
+	if r.causes == nil {
+		r.causes = map[string]int{}
+	}
+	if _, ok := r.causes[key]; ok || len(r.causes) < maxCauses {
+		r.causes[key]++
+	}
+}
+
+// causeSummary says what the failed tasks failed of, the most common first: once for each
+// cause, however many tasks it failed (a module that does not import fails them all).
+func (r *recorder) causeSummary() string {
+	type cause struct {
+		key string
+		n   int
+	}
+	var all []cause
+	for k, n := range r.causes {
+		all = append(all, cause{k, n})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].n != all[j].n {
+			return all[i].n > all[j].n
+		}
+		return all[i].key < all[j].key
+	})
+	var parts []string
+	for i, c := range all {
+		if i == 2 {
+			parts = append(parts, fmt.Sprintf("and %d other causes", len(all)-2))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d %s)", c.key, c.n, plural(c.n, "task", "tasks")))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // newState returns a cleared state, reusing a finished one when it can.

@@ -1,5 +1,6 @@
 // Package local runs a job's tasks on this machine: a pool of goroutines, each evaluating
-// expressions itself and starting a child process for each attempt of an exec task.
+// expressions itself, starting a child process for each attempt of an exec task, or keeping
+// a warm worker process of its own for python(...) and serve(...) functions.
 package local
 
 import (
@@ -47,7 +48,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	if abs, err := filepath.Abs(shipDir); err == nil {
 		shipDir = abs
 	}
-	ex := &rt.Executor{Job: job, Host: host, ShipDir: shipDir}
+	ex := &rt.Executor{Job: job, Host: host, ShipDir: shipDir, Python: rt.PythonOf(env)}
 	root, err := os.MkdirTemp("", "mapflow-"+job.Name+"-")
 	if err != nil {
 		return fmt.Errorf("local: make a work directory: %w", err)
@@ -55,31 +56,19 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	defer os.RemoveAll(root)
 	ex.WorkRoot = root
 	defer ex.Close()
+	// A warm function whose interpreter or module is broken is one error, before any task.
+	if err := ex.Preflight(ctx); err != nil {
+		return err
+	}
 
 	var wg sync.WaitGroup
 	for range cfg.workers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			caller := job.Func.NewCaller()
-			for ctx.Err() == nil {
-				var t rt.Task
-				var ok bool
-				// A receive that succeeds at once skips the costlier two-way select.
-				select {
-				case t, ok = <-tasks:
-				default:
-					select {
-					case <-ctx.Done():
-						return
-					case t, ok = <-tasks:
-					}
-				}
-				if !ok {
-					return
-				}
-				ex.Run(ctx, caller, t, r)
-			}
+			slot := ex.NewSlot()
+			defer slot.Close()
+			slot.RunAll(ctx, tasks, r)
 		}()
 	}
 	wg.Wait()

@@ -43,7 +43,7 @@ func (a *app) runCommand() *cobra.Command {
 			}
 			defer cat.Close()
 			p := a.newProgress(job.Name)
-			report, err := rt.Run(cmd.Context(), cat, backend, job, env, rt.Options{Progress: p.update, JobID: jobID})
+			report, err := rt.Run(cmd.Context(), cat, backend, job, env, rt.Options{Progress: p.update, JobID: jobID, CombineOutput: a.stderr})
 			p.finish()
 			return a.finishRun(report, err)
 		},
@@ -243,7 +243,7 @@ func (a *app) resumeCommand() *cobra.Command {
 // resume finishes a job whose driver died, showing progress as run does.
 func (a *app) resume(ctx context.Context, cat *catalog.Catalog, row *catalog.Job) error {
 	p := a.newProgress(row.Name)
-	report, err := rt.Resume(ctx, cat, newBackend, row, rt.Options{Progress: p.update})
+	report, err := rt.Resume(ctx, cat, newBackend, row, rt.Options{Progress: p.update, CombineOutput: a.stderr})
 	p.finish()
 	return a.finishRun(report, err)
 }

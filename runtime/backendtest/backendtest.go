@@ -75,6 +75,14 @@ func Run(t *testing.T, newBackend func(t *testing.T) rt.Backend, opts Options) {
 		{"Resume", s.resume},
 		{"LostWorker", s.lostWorker},
 		{"PoisonTask", s.poisonTask},
+		{"PythonSeed", s.pythonSeed},
+		{"PythonOrdering", s.pythonOrdering},
+		{"PythonOutput", s.pythonOutput},
+		{"PythonWorkerLost", s.pythonWorkerLost},
+		{"PythonTimeout", s.pythonTimeout},
+		{"PythonImportError", s.pythonImportError},
+		{"PythonRetries", s.pythonRetries},
+		{"PythonRecycle", s.pythonRecycle},
 	} {
 		t.Run(c.name, c.fn)
 	}

@@ -31,7 +31,7 @@ type Driver struct {
 	// JobID names the staging (the manifest's job_id).
 	JobID string
 	// ChunkSize is the most tasks in a chunk, the unit a worker claims; 0 picks one from the
-	// function: 8 for programs, 500 for expressions.
+	// function: 8 for programs, 50 for warm functions, 500 for expressions.
 	ChunkSize int
 	// Workers is how many workers (threads, in all) will claim chunks; small batches of tasks
 	// are cut into this many chunks so that each gets some. 0 is 1.
@@ -93,8 +93,12 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	size := d.ChunkSize
 	if size <= 0 {
 		size = 500
-		if job.Func.IsExec() {
+		switch {
+		case job.Func.IsExec():
 			size = 8
+		case job.Func.WarmFunc() != nil:
+			// A Python function is anything from microseconds to hours.
+			size = 50
 		}
 	}
 	poll := d.Poll

@@ -76,7 +76,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return err
 	}
-	ex := &rt.Executor{Job: job, Host: w.Host, ShipDir: ship, WorkRoot: work}
+	env, err := job.DefaultEnv(m.Env)
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", w.ID, err)
+	}
+	ex := &rt.Executor{Job: job, Host: w.Host, ShipDir: ship, WorkRoot: work, Python: rt.PythonOf(env)}
 	defer ex.Close()
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -101,7 +105,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			caller := job.Func.NewCaller()
+			slot := ex.NewSlot()
+			defer slot.Close()
 			for {
 				chunk, run, err := sc.claim(ctx)
 				if err != nil || chunk < 0 {
@@ -113,7 +118,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					lock, unlock = alone.Lock, alone.Unlock
 				}
 				lock()
-				err = w.runChunk(ctx, ex, caller, chunk, run)
+				err = w.runChunk(ctx, ex, slot, chunk, run)
 				unlock()
 				if err != nil {
 					errs <- err
@@ -166,10 +171,10 @@ var partEvery = 2 * time.Second
 
 // runChunk runs the tasks of a claimed chunk and writes their results: those it has every
 // partEvery in parts, the rest in the run's final object. A re-run (run > 1: earlier runs were
-// lost with their workers) skips the tasks that have results already and writes each task's
-// results as it finishes, so that if this worker dies too, the task that was running is known,
-// and only it is charged for the loss.
-func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Caller, chunk, run int) error {
+// lost with their workers) skips the tasks that have results already and runs one task at a
+// time, writing each task's results as it finishes, so that if this worker dies too, the task
+// that was running is known, and only it is charged for the loss.
+func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, slot *rt.Slot, chunk, run int) error {
 	data, err := w.Store.Get(ctx, chunkObject(chunk))
 	if err != nil {
 		return fmt.Errorf("read chunk %d: %w", chunk, err)
@@ -186,11 +191,8 @@ func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Cal
 		}
 	}
 	rec := &lineRecorder{}
-	part, lastPut := 0, time.Now()
+	var todo []rt.Task
 	for _, tl := range tasks {
-		if ctx.Err() != nil {
-			return nil // canceled: the driver marks what did not finish
-		}
 		if done[tl.Index] {
 			continue
 		}
@@ -208,15 +210,55 @@ func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, caller *lang.Cal
 			rec.lines = append(rec.lines, resultLine{Index: t.Index, Attempt: t.Attempt, Status: rt.Failed,
 				Host: w.Host, Start: now.UnixNano(), End: now.UnixNano(), Exception: "WorkerLost",
 				Message: fmt.Sprintf("task %s was running when its worker was lost, %d times (retries %d)", t.Name, lost, ex.Job.Retries)})
-		} else {
-			ex.Run(ctx, caller, t, rec)
+			continue
 		}
-		if ctx.Err() == nil && (run > 1 || time.Since(lastPut) >= partEvery) {
-			part++
-			if err := w.putLines(ctx, resultPartObject(chunk, run, part), rec); err != nil {
+		todo = append(todo, t)
+	}
+	part := 0
+	putPart := func() error {
+		rec.mu.Lock()
+		empty := len(rec.lines) == 0
+		rec.mu.Unlock()
+		if empty {
+			return nil
+		}
+		part++
+		return w.putLines(ctx, resultPartObject(chunk, run, part), rec)
+	}
+	if run > 1 {
+		for _, t := range todo {
+			slot.RunAll(ctx, rt.Feed([]rt.Task{t}), rec)
+			if ctx.Err() != nil {
+				return nil // canceled: the driver marks what did not finish
+			}
+			if err := putPart(); err != nil {
 				return err
 			}
-			lastPut = time.Now()
+		}
+	} else {
+		// The results so far go out every partEvery while the chunk runs.
+		stop := make(chan struct{})
+		parts := make(chan error, 1)
+		go func() {
+			t := time.NewTicker(partEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					parts <- nil
+					return
+				case <-t.C:
+					if err := putPart(); err != nil && ctx.Err() == nil {
+						parts <- err
+						return
+					}
+				}
+			}
+		}()
+		slot.RunAll(ctx, rt.Feed(todo), rec)
+		close(stop)
+		if err := <-parts; err != nil {
+			return err
 		}
 	}
 	if ctx.Err() != nil {
