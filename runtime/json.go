@@ -137,6 +137,9 @@ func DecodeJSON(data []byte) any {
 	if len(data) == 0 {
 		return nil
 	}
+	if v, ok := decodeScalar(data); ok {
+		return v
+	}
 	var v any
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
@@ -144,6 +147,47 @@ func DecodeJSON(data []byte) any {
 		return nil
 	}
 	return normalizeNumbers(v)
+}
+
+// decodeScalar decodes the common results cheaply: an integer, true, false, null, or a string
+// without escapes. ok is false for anything else.
+func decodeScalar(data []byte) (any, bool) {
+	switch c := data[0]; {
+	case c == '-' || c >= '0' && c <= '9':
+		if len(data) > 18 {
+			return nil, false
+		}
+		for _, d := range data[1:] {
+			if d < '0' || d > '9' {
+				return nil, false
+			}
+		}
+		if (len(data) > 1 && data[0] == '0') || (c == '-' && (len(data) == 1 || data[1] == '0')) {
+			return nil, false
+		}
+		n, err := strconv.Atoi(string(data))
+		return n, err == nil
+	case c == '"':
+		if len(data) < 2 || data[len(data)-1] != '"' {
+			return nil, false
+		}
+		inner := data[1 : len(data)-1]
+		for _, d := range inner {
+			if d < 0x20 || d == '"' || d == '\\' || d >= 0x80 {
+				return nil, false
+			}
+		}
+		return string(inner), true
+	}
+	switch string(data) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	case "null":
+		return nil, true
+	}
+	return nil, false
 }
 
 // normalizeNumbers turns json.Numbers into int when they are integers that fit, else

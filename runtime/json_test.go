@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +47,23 @@ func TestDecodeJSONNumbers(t *testing.T) {
 	m := v.(map[string]any)
 	if m["a"] != 40 || m["b"] != 2.5 || m["c"].([]any)[0] != 1 {
 		t.Errorf("decodeJSON = %#v", v)
+	}
+}
+
+// DecodeJSON's fast path for scalars gives what the general decoder gives.
+func TestDecodeJSONScalars(t *testing.T) {
+	for _, in := range []string{"0", "7", "-3", "123456789012345678", "1234567890123456789", "01", "-0", "-", "1.5",
+		"1e3", `"abc"`, `""`, `"a\"b"`, `"é"`, `"a\nb"`, "true", "false", "null", "tru", `"abc`, "[1]", `{"a":1}`} {
+		var want any
+		d := json.NewDecoder(strings.NewReader(in))
+		d.UseNumber()
+		if err := d.Decode(&want); err != nil || d.More() {
+			want = nil
+		} else {
+			want = normalizeNumbers(want)
+		}
+		if got := DecodeJSON([]byte(in)); !reflect.DeepEqual(got, want) {
+			t.Errorf("DecodeJSON(%s) = %#v, want %#v", in, got, want)
+		}
 	}
 }

@@ -95,3 +95,46 @@ func peakRSS() int64 {
 	}
 	return 0
 }
+
+// BenchmarkPython100k runs 100,000 tasks of a Python add(x, y) in two warm workers through the
+// whole driver into a catalog file:
+//
+//	go test ./backends/local -run XXX -bench Python100k -benchtime 1x
+func BenchmarkPython100k(b *testing.B) {
+	const n = 100000
+	dir := b.TempDir()
+	path := filepath.Join(dir, "add.mf")
+	src := "job add\n\nenv local { workers = 2 }\n\nfunc add(x, y) = python(\"add.py\")\n\nparams map(1..100000, ({x: #, y: #}))\n\ncombine sum(results)\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "add.py"), []byte("def add(x, y):\n    return x + y\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	job, err := lang.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env, err := job.DefaultEnv("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		cat, err := catalog.Open(filepath.Join(dir, "catalog-"+strconv.Itoa(i)+".db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		rep, err := rt.Run(context.Background(), cat, New(Config{}), job, env, rt.Options{})
+		total += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Status != rt.Completed || rep.NumTasks != n || rep.Combined != n*(n+1) {
+			b.Fatalf("status %s, %d tasks, combined %v", rep.Status, rep.NumTasks, rep.Combined)
+		}
+		cat.Close()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "tasks/s")
+}
