@@ -191,9 +191,9 @@ func (c *checker) compile(n *exprNode, kind exprKind, fn *Func) *Expr {
 		case call != v.root:
 			report(call.Location(), fmt.Sprintf(`a %s is either an expression or a call of a function in a worker: %s`, whereKind(kind), warmExample(name, kind)), "%s(...) must be the whole %s", name, wholeWhat(kind))
 		default:
-			w, detail, problem := c.warmSpec(name, call, kind, e)
+			w, at, detail, problem := c.warmSpec(name, call, kind, e)
 			if problem != "" {
-				report(call.Location(), detail, "%s", problem)
+				report(at, detail, "%s", problem)
 				continue
 			}
 			e.Warm = w
@@ -333,7 +333,19 @@ func warmExample(name string, kind exprKind) string {
 
 // warmSpec reads the arguments of python(FILE [, FUNCTION]) or serve(PROGRAM, ARGS...): string
 // literals only, since the worker process is started before any parameter set is known.
-func (c *checker) warmSpec(name string, call *ast.CallNode, kind exprKind, e *Expr) (*Warm, string, string) {
+func (c *checker) warmSpec(name string, call *ast.CallNode, kind exprKind, e *Expr) (*Warm, file.Location, string, string) {
+	w, detail, problem := c.warmSpec1(name, call, kind, e)
+	at := call.Location()
+	if strings.HasPrefix(problem, "argument ") {
+		var n int
+		if _, err := fmt.Sscanf(problem, "argument %d", &n); err == nil && n >= 1 && n <= len(call.Arguments) {
+			at = call.Arguments[n-1].Location()
+		}
+	}
+	return w, at, detail, problem
+}
+
+func (c *checker) warmSpec1(name string, call *ast.CallNode, kind exprKind, e *Expr) (*Warm, string, string) {
 	example := warmExample(name, kind)
 	var args []string
 	for i, a := range call.Arguments {
@@ -377,11 +389,6 @@ func (c *checker) warmSpec(name string, call *ast.CallNode, kind exprKind, e *Ex
 	if problem != "" {
 		return nil, detail, problem
 	}
-	mod := w.ModuleName()
-	if !isPythonName(mod) {
-		return nil, "Python imports a module by a name made of letters, digits and _; rename the file",
-			fmt.Sprintf("python file %q cannot be imported as a module named %q", w.Module, mod)
-	}
 	if !c.staged {
 		st, err := os.Stat(ship.Abs)
 		switch {
@@ -394,6 +401,10 @@ func (c *checker) warmSpec(name string, call *ast.CallNode, kind exprKind, e *Ex
 		case !strings.HasSuffix(w.Module, ".py"):
 			return nil, "name a .py file or a package directory", fmt.Sprintf("python file %q does not end in .py", w.Module)
 		}
+	}
+	if mod := w.ModuleName(); !isPythonName(mod) {
+		return nil, "Python imports a module by a name made of letters, digits and _; rename the file",
+			fmt.Sprintf("python file %q cannot be imported as a module named %q", w.Module, mod)
 	}
 	ship.Pos = w.Pos
 	c.implicitShips = append(c.implicitShips, ship)

@@ -44,8 +44,10 @@ type Executor struct {
 	// MaxOutput bounds how many bytes of each output stream are kept at the head and again at
 	// the tail; 0 is DefaultMaxOutput.
 	MaxOutput int
-	// Python is the interpreter of python(...) functions; "" is DefaultPython.
-	Python string
+	// Python is the interpreter of python(...) functions; "" is DefaultPython. PythonAt is
+	// where the job file names it, for errors (the zero Pos when it does not).
+	Python   string
+	PythonAt lang.Pos
 
 	envOnce sync.Once
 	environ []string

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,11 @@ func (e *Executor) Preflight(ctx context.Context) error {
 	}
 	p, err := e.startWarm(ctx, spec)
 	if err != nil {
-		if _, _, tb, ok := TaskError(err); ok && tb != "" {
+		exc, _, tb, _ := TaskError(err)
+		if spec.Kind == "python" && e.PythonAt.Line > 0 && (exc == "FileNotFoundError" || exc == "PermissionError") {
+			return fmt.Errorf("%s: python = %q: %w (name an interpreter that exists, or leave the setting out for python3 on PATH)", e.PythonAt, e.Python, err)
+		}
+		if tb != "" {
 			return fmt.Errorf("%s: %s: %w\n%s", spec.Pos, describeWarm(spec, e.Python), err, indent(tb))
 		}
 		return fmt.Errorf("%s: %s: %w", spec.Pos, describeWarm(spec, e.Python), err)
@@ -410,6 +415,10 @@ func (s *warmSlot) respond(line respLine, r Reporter) {
 		te = msg.Error
 		if te.Type == "" {
 			te.Type = "Error"
+		}
+		// Paths in the worker's directory are shown as the job file names them.
+		if p.dir != "" {
+			te.Traceback = strings.ReplaceAll(te.Traceback, p.dir+string(os.PathSeparator), "")
 		}
 	}
 	res := s.result(head.t, head.attempt, head.start, line.at, te, &[2][]byte{out, errOut})

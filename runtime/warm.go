@@ -13,7 +13,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -58,14 +60,26 @@ const stopGrace = 5 * time.Second
 
 // PythonOf is the interpreter an env names with its python setting, else DefaultPython.
 func PythonOf(env *lang.Env) string {
+	p, _ := pythonSetting(env)
+	return p
+}
+
+// pythonSetting is the env's python setting and where it is written; DefaultPython and the
+// zero Pos when it has none.
+func pythonSetting(env *lang.Env) (string, lang.Pos) {
 	if env != nil {
 		if s, ok := env.Settings["python"]; ok {
 			if p, ok := s.Value.(string); ok && p != "" {
-				return p
+				return p, s.Pos
 			}
 		}
 	}
-	return DefaultPython
+	return DefaultPython, lang.Pos{}
+}
+
+// SetPython sets the executor's interpreter from the env's python setting.
+func (e *Executor) SetPython(env *lang.Env) {
+	e.Python, e.PythonAt = pythonSetting(env)
 }
 
 // taskError is the protocol's error object.
@@ -129,6 +143,11 @@ func (e *Executor) startWarm(ctx context.Context, spec *lang.Warm) (*warmProc, e
 		python := e.Python
 		if python == "" {
 			python = DefaultPython
+		}
+		if strings.ContainsRune(python, '/') && !filepath.IsAbs(python) {
+			// .venv/bin/python3 is relative to the job file's directory (its shipped copy
+			// on a remote worker), not to the worker's own.
+			python = filepath.Join(e.ShipDir, python)
 		}
 		args = []string{python, "-c", pyRunner, spec.ModuleDir(), spec.ModuleName(), spec.Function}
 	default:

@@ -48,7 +48,8 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	if abs, err := filepath.Abs(shipDir); err == nil {
 		shipDir = abs
 	}
-	ex := &rt.Executor{Job: job, Host: host, ShipDir: shipDir, Python: rt.PythonOf(env)}
+	ex := &rt.Executor{Job: job, Host: host, ShipDir: shipDir}
+	ex.SetPython(env)
 	root, err := os.MkdirTemp("", "mapflow-"+job.Name+"-")
 	if err != nil {
 		return fmt.Errorf("local: make a work directory: %w", err)

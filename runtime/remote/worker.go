@@ -80,7 +80,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", w.ID, err)
 	}
-	ex := &rt.Executor{Job: job, Host: w.Host, ShipDir: ship, WorkRoot: work, Python: rt.PythonOf(env)}
+	ex := &rt.Executor{Job: job, Host: w.Host, ShipDir: ship, WorkRoot: work}
+	ex.SetPython(env)
 	defer ex.Close()
 
 	ctx, cancel := context.WithCancelCause(ctx)
