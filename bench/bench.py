@@ -5,7 +5,7 @@ the binaries and calls this; see the README's Performance section.
 
 Environment: BENCH_SHORT=1 (small sizes, one run: proves the benchmarks work, in seconds),
 BENCH_RUNS (runs per figure), BENCH_ONLY (comma-separated items: expr, exec, hadoop, ec2,
-catalog, rss), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
+catalog, rss, python), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
 BENCH_DASK_RUNS (Dask's runs, default 1: a run of 100,000 tasks takes minutes).
 A ratio is mapflow's time per task over the peer's: below 1.00 mapflow is faster.
 """
@@ -28,6 +28,10 @@ N = 20_000 if SHORT else 1_000_000  # expression tasks
 DASK_N = 2_000 if SHORT else 100_000
 EXEC_N = 50 if SHORT else 1_000
 HADOOP_N = 1_000 if SHORT else 10_000
+PY_N = 5_000 if SHORT else 100_000  # Python add tasks
+PY_EXEC_N = 20 if SHORT else 1_000  # the same through exec
+PY_SLOW_N = 50 if SHORT else 1_000  # tasks of a module that takes 0.5 s to import
+PY_SLOW_EXEC_N = 4 if SHORT else 20  # the same through exec: 0.5 s each, so few
 MAPFLOW = os.path.join(OUT, "mapflow")
 GOLOOP = os.path.join(OUT, "goloop")
 DASK_PYTHON = os.environ.get("BENCH_DASK_PYTHON", "")
@@ -252,6 +256,97 @@ def bench_ec2():
                  "bench/ec2run runs each instance's user-data as a local process.")
 
 
+# 7. Python functions in warm workers: a Python add against multiprocessing writing the same
+#    rows and against exec per task; a module slow to import; Hadoop and EC2 beside their
+#    expression twins.
+def copy_py(*names):
+    for n in names:
+        shutil.copy(os.path.join(BENCH, n), os.path.join(OUT, n))
+
+
+def bench_python():
+    copy_py("add.py", "add_main.py", "slow_import.py", "slow_main.py")
+    cat = os.path.join(OUT, "py-catalog.db")
+    mf = job_file("py_add.mf", PY_N, 100000)
+    ex = job_file("py_exec.mf", PY_EXEC_N, 1000)
+    m, ps, e, rss = [], [], [], []
+    for _ in range(RUNS):
+        wall, mb, out = measure([MAPFLOW, "--catalog", fresh(cat), "run", mf])
+        expect(out, rf"^result: {PY_N * (PY_N + 1)}$", "mapflow py_add.mf")
+        if completed_rows(cat) != PY_N:
+            sys.exit("bench: py_add.mf: not every task Completed")
+        m.append(wall)
+        rss.append(mb)
+        wall, _, _ = measure([sys.executable, os.path.join(BENCH, "peers", "mp.py"), str(PY_N),
+                              "--sqlite", os.path.join(OUT, "mp.db")])
+        ps.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", fresh(os.path.join(OUT, "py-exec.db")), "run", ex])
+        expect(out, rf"^result: {PY_EXEC_N * (PY_EXEC_N + 1)}$", "mapflow py_exec.mf")
+        e.append(wall)
+    ms = med(m)
+    row("7. mapflow run, local, python add(x, y), workers 2", PY_N, ms, max(rss), None,
+        aim(PY_N / ms, ">=", 50_000, " tasks/s"))
+    r = ratio(PY_N, ms, PY_N, med(ps))
+    row("   peer: multiprocessing.Pool(2).map + sqlite3 rows", PY_N, med(ps), None, r, aim(r, "<=", 2))
+    r = ratio(PY_N, ms, PY_EXEC_N, med(e))
+    row(f"   peer: the same function by exec('python3', ...) per task", PY_EXEC_N, med(e), None, r,
+        aim(1 / r, ">=", 100, "x less time per task"))
+
+    slow = job_file("py_slow.mf", PY_SLOW_N, 1000)
+    slow_ex = job_file("py_slow_exec.mf", PY_SLOW_EXEC_N, 1000)
+    m, e = [], []
+    for _ in range(RUNS):
+        wall, _, out = measure([MAPFLOW, "--catalog", fresh(os.path.join(OUT, "py-slow.db")), "run", slow])
+        expect(out, rf"^result: {PY_SLOW_N * (PY_SLOW_N + 1)}$", "mapflow py_slow.mf")
+        m.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", fresh(os.path.join(OUT, "py-slow-exec.db")), "run", slow_ex])
+        expect(out, rf"^result: {PY_SLOW_EXEC_N * (PY_SLOW_EXEC_N + 1)}$", "mapflow py_slow_exec.mf")
+        e.append(wall)
+    ms = med(m)
+    row("   mapflow run, python, a module 0.5 s to import, workers 2", PY_SLOW_N, ms, None, None,
+        aim(ms, "<", 2, " s"))
+    r = ratio(PY_SLOW_N, ms, PY_SLOW_EXEC_N, med(e))
+    row(f"   peer: the same by exec per task ({PY_SLOW_EXEC_N} tasks)", PY_SLOW_EXEC_N, med(e), None, r,
+        f"{PY_SLOW_N:,} tasks by exec: about {med(e) / PY_SLOW_EXEC_N * PY_SLOW_N:,.0f} s")
+    notes.append(f"7: the exec peers run fewer tasks ({PY_EXEC_N:,} and {PY_SLOW_EXEC_N}); their ratios "
+                 "compare time per task. multiprocessing.Pool here has os.cpu_count() processes.")
+
+    have_hadoop = subprocess.run([os.path.join(ROOT, "scripts", "hadoop-minicluster"), "status"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if have_hadoop:
+        cat = fresh(os.path.join(OUT, "py-hadoop.db"))
+        py = job_file("py_hadoop_10k.mf", HADOOP_N, 10000)
+        twin = job_file("hadoop_10k.mf", HADOOP_N, 10000)
+        p, x = [], []
+        for _ in range(RUNS):
+            wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", py])
+            expect(out, rf"^result: {HADOOP_N * (HADOOP_N + 1)}$", "mapflow py_hadoop_10k.mf")
+            p.append(wall)
+            wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", twin])
+            x.append(wall)
+        row(f"   mapflow run, hadoop, python add, 3 containers", HADOOP_N, med(p), None, med(p) / med(x),
+            "ratio: over the expression job of the same size")
+        row(f"   mapflow run, hadoop, x + y, 3 containers", HADOOP_N, med(x))
+    else:
+        notes.append("7: Hadoop skipped, no minicluster running (bench/run starts one).")
+    if os.environ.get("MAPFLOW_MOTO"):
+        cat = fresh(os.path.join(OUT, "py-ec2.db"))
+        py = job_file("py_ec2_10k.mf", HADOOP_N, 10000)
+        twin = job_file("ec2_10k.mf", HADOOP_N, 10000)
+        p, x = [], []
+        for _ in range(RUNS):
+            _, _, out = measure([EC2RUN, "-mapflow", MAPFLOW, "-catalog", cat, "-bucket", "mapflow-bench", py, "py_ec2_10k"])
+            expect(out, rf"^result: {HADOOP_N * (HADOOP_N + 1)}$", "mapflow py_ec2_10k.mf on EC2")
+            p.append(float(re.search(r"total_s=([0-9.]+)", out).group(1)))
+            _, _, out = measure([EC2RUN, "-mapflow", MAPFLOW, "-catalog", cat, "-bucket", "mapflow-bench", twin, "ec2_10k"])
+            x.append(float(re.search(r"total_s=([0-9.]+)", out).group(1)))
+        row(f"   mapflow run, ec2 (moto), python add, 3 hosts", HADOOP_N, med(p), None, med(p) / med(x),
+            "ratio: over the expression job of the same size")
+        row(f"   mapflow run, ec2 (moto), x + y, 3 hosts", HADOOP_N, med(x))
+    else:
+        notes.append("7: EC2 skipped, no moto server (bench/run starts one: scripts/moto).")
+
+
 # 5. Queries over the catalog of the 1,000,000-task job, by `mapflow sql` (the whole command)
 #    and by Python's sqlite3 (C SQLite, the query alone) on the same file.
 QUERIES = [
@@ -342,7 +437,8 @@ def main():
     print(f"mapflow bench: {'short' if SHORT else 'full'} sizes, {RUNS} run(s) per figure, medians; "
           f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     for item, fn in [("expr", bench_expr), ("exec", bench_exec), ("hadoop", bench_hadoop),
-                     ("ec2", bench_ec2), ("catalog", bench_catalog), ("rss", bench_rss)]:
+                     ("ec2", bench_ec2), ("catalog", bench_catalog), ("rss", bench_rss),
+                     ("python", bench_python)]:
         if want(item):
             t = time.perf_counter()
             fn()
