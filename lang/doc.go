@@ -20,7 +20,9 @@
 // sources. Expressions are compiled with expr-lang (eval.go) after one pass over their tree
 // that patches `null` to nil and `/` to a division that fails on zero, and checks every name:
 // a func body sees its parameters, the combiner sees results and tasks, params expressions see
-// nothing. exec(...) is allowed only as a whole func body.
+// nothing. exec(...) is allowed only as a whole func body, and so are python(FILE [, FUNCTION])
+// and serve(PROGRAM, ARGS...), whose string-literal arguments become a Warm spec (the Python
+// file is shipped without a ship line); a combiner may be python(FILE, FUNCTION).
 //
 // # Running
 //

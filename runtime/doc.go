@@ -18,6 +18,21 @@
 // files, with output kept in BoundedBuffers, retrying failed attempts and killing the whole
 // group on timeout or cancel.
 //
+// # Warm workers
+//
+// A python(...) or serve(...) function runs in long-lived worker processes instead: each
+// Slot (one per task that may run at once, in the local backend and in `mapflow worker`
+// alike) starts one process and keeps it for task after task, speaking the line protocol of
+// warm.go over two extra descriptors, so the process's standard output and error stay the
+// tasks' logs. The process writes a random mark on both streams after each task, before its
+// response, and markStream cuts the streams there: each task gets exactly its own output.
+// The slot keeps a window of requests in flight, sized from the recent time per task (one
+// request when tasks take milliseconds, up to 64 when they take microseconds); the head of
+// the window is the running task, timed from its predecessor's response. When the process
+// dies, the head fails (WorkerLost) and the rest go to a fresh process uncharged; a timeout
+// kills the process group the same way. The Python runner (pyrunner.py) is embedded and run
+// with `python3 -c`, so no host needs anything installed.
+//
 // # Recording a million tasks
 //
 // A fast job must not cost one catalog write per event, nor one transaction per task. The

@@ -592,7 +592,9 @@ func (s *suite) cancel(t *testing.T) {
 }
 
 func (s *suite) cancelRequest(t *testing.T) {
-	const n = 30
+	// Enough work that the request (seen at the next heartbeat, then by the workers at their
+	// next poll) lands while tasks remain, even on a busy machine.
+	const n = 60
 	j := s.slowJob(t, "cancelreq", n, "0.4")
 	var once sync.Once
 	var id string
