@@ -149,9 +149,24 @@ func (c *checker) checkJob(j *jobStmt) {
 		c.errorf(j.NameStr.Pos, "", "bad string: %v", err)
 	case strings.TrimSpace(name) == "" || strings.ContainsAny(name, "\n\r\t"):
 		c.errorf(j.NameStr.Pos, `write a name, like job add or job "add-test"`, "bad job name %q", name)
+	case !validJobName(name):
+		c.errorf(j.NameStr.Pos, "a job name is up to 100 letters, digits, _, - and ., not starting with . or -; it names files and directories (the staging, the report)", "bad job name %q", name)
 	default:
 		c.job.Name = name
 	}
+}
+
+// validJobName tells whether name may name a job: it becomes part of file and directory names.
+func validJobName(name string) bool {
+	if name == "" || len(name) > 100 || name[0] == '.' || name[0] == '-' {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '_' || r == '-' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *checker) unknownStmt(u *unknownStmt) {

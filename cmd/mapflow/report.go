@@ -26,7 +26,9 @@ to standard output.`,
 				return report.Write(cmd.Context(), a.stdout, cat, job)
 			}
 			if out == "" {
-				out = job.ID + ".html"
+				// A job id holds the job's name; the name of an older catalog's job may hold a
+				// path, which must not take the page out of this directory.
+				out = safeFileName(job.ID) + ".html"
 			}
 			f, err := os.Create(out)
 			if err != nil {
@@ -46,4 +48,21 @@ to standard output.`,
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the HTML file to write (default JOB_ID.html; - for standard output)")
 	return cmd
+}
+
+// safeFileName turns s into one file name: path separators and leading dots become "_".
+func safeFileName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == '/' || c == '\\' || c == 0 {
+			b[i] = '_'
+		}
+	}
+	for i := 0; i < len(b) && b[i] == '.'; i++ {
+		b[i] = '_'
+	}
+	if len(b) == 0 {
+		return "job"
+	}
+	return string(b)
 }
