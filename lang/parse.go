@@ -3,6 +3,7 @@ package lang
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -21,7 +22,7 @@ type File struct {
 
 // Load reads, parses and checks the job file at path. Its error is a Diagnostics.
 func Load(path string) (*Job, error) {
-	src, err := os.ReadFile(path)
+	src, err := readJobFile(path)
 	if err != nil {
 		return nil, Diagnostics{{Pos: Pos{Filename: path}, Summary: fmt.Sprintf("cannot read job file: %v", unwrapPathError(err))}}
 	}
@@ -30,6 +31,44 @@ func Load(path string) (*Job, error) {
 		return nil, err
 	}
 	return Check(f)
+}
+
+// MaxJobFile bounds a job file's size; parameter sets by the million belong in a params file,
+// which is streamed.
+const MaxJobFile = 16 << 20
+
+// readJobFile reads a job file that is a regular file of at most MaxJobFile bytes: a FIFO or a
+// device would block or never end.
+func readJobFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		what := "not a regular file"
+		switch {
+		case st.IsDir():
+			what = "a directory"
+		case st.Mode()&os.ModeNamedPipe != 0:
+			what = "a named pipe (FIFO)"
+		case st.Mode()&os.ModeDevice != 0:
+			what = "a device"
+		}
+		return nil, fmt.Errorf("it is %s; name a .mf file", what)
+	}
+	if st.Size() > MaxJobFile {
+		return nil, fmt.Errorf("it is %d MiB, more than the %d MiB a job file may be; put parameter sets in a params file (params file \"sets.jsonl\")", st.Size()>>20, MaxJobFile>>20)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxJobFile+1))
+	if err == nil && len(src) > MaxJobFile {
+		err = fmt.Errorf("it is more than the %d MiB a job file may be", MaxJobFile>>20)
+	}
+	return src, err
 }
 
 // unwrapPathError drops the path from an *os.PathError, which the position already names.

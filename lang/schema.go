@@ -71,6 +71,17 @@ func minInt(n int64) func(any) string {
 	}
 }
 
+// intRange bounds an integer setting on both sides: a value past any real use (workers =
+// 9223372036854775807) is a mistake, and would cost the driver that much.
+func intRange(lo, hi int64) func(any) string {
+	return func(v any) string {
+		if n := v.(int64); n < lo || n > hi {
+			return fmt.Sprintf("must be from %d to %d", lo, hi)
+		}
+		return ""
+	}
+}
+
 func prefix(p, example string) func(any) string {
 	return func(v any) string {
 		if !strings.HasPrefix(v.(string), p) {
@@ -123,11 +134,11 @@ func nonEmpty(v any) string {
 // envSchemas maps an env kind to its settings.
 var envSchemas = map[string]map[string]settingSpec{
 	"local": {
-		"workers": {typ: typeInt, check: minInt(1), help: "goroutines or processes running tasks at once; default: the number of CPUs"},
+		"workers": {typ: typeInt, check: intRange(1, 4096), help: "goroutines or processes running tasks at once; default: the number of CPUs"},
 		"python":  pythonSetting,
 	},
 	"ec2": {
-		"hosts":                 {typ: typeInt, check: minInt(1), help: "instances to start; default 1"},
+		"hosts":                 {typ: typeInt, check: intRange(1, 1000), help: "instances to start; default 1"},
 		"s3_path":               {typ: typeString, required: true, check: prefix("s3://", "s3://bucket/prefix"), help: "where job files, the binary and task records are staged"},
 		"region":                {typ: typeString, help: "AWS region; default: the SDK's usual chain"},
 		"instance_type":         {typ: typeString, help: "EC2 instance type, like t3.micro"},
@@ -140,15 +151,15 @@ var envSchemas = map[string]map[string]settingSpec{
 		"endpoint":              {typ: typeString, check: httpURL, help: "an S3/EC2-compatible endpoint, for testing"},
 		"idle_shutdown_timeout": {typ: typeDuration, check: positiveDuration, help: "terminate hosts idle this long"},
 		"keep_hosts":            {typ: typeBool, help: "leave the hosts running after the job"},
-		"tasks_per_claim":       {typ: typeInt, check: minInt(1), help: "tasks a worker claims at once"},
+		"tasks_per_claim":       {typ: typeInt, check: intRange(1, 1000000), help: "tasks a worker claims at once"},
 		"python":                pythonSetting,
 	},
 	"hadoop": {
-		"containers":             {typ: typeInt, check: minInt(1), help: "YARN containers running workers"},
+		"containers":             {typ: typeInt, check: intRange(1, 10000), help: "YARN containers running workers"},
 		"dist_path":              {typ: typeString, required: true, check: distPath, help: "HDFS directory where job files and the binary are staged"},
 		"hadoop_conf_dir":        {typ: typeString, help: "directory holding core-site.xml and yarn-site.xml; ~/ is the home directory"},
-		"container_memory_mb":    {typ: typeInt, check: minInt(128), help: "memory per container in MiB"},
-		"container_vcores":       {typ: typeInt, check: minInt(1), help: "virtual cores per container"},
+		"container_memory_mb":    {typ: typeInt, check: intRange(128, 1<<20), help: "memory per container in MiB"},
+		"container_vcores":       {typ: typeInt, check: intRange(1, 1024), help: "virtual cores per container"},
 		"queue":                  {typ: typeString, help: "YARN queue"},
 		"namenode":               {typ: typeString, check: hostPort, help: "HDFS namenode host:port; default: from hadoop_conf_dir"},
 		"resourcemanager":        {typ: typeString, check: hostPort, help: "YARN resourcemanager host:port; default: from hadoop_conf_dir"},
