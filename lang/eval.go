@@ -31,13 +31,16 @@ const (
 	kindCombine
 )
 
-// Memory budgets for expr-lang's VM (its unit is roughly one allocated element). The function
-// runs once per task and keeps expr-lang's default; params and the combiner run once per job
-// over every task, so they get room for millions.
-const (
-	funcBudget  = 1e7
-	largeBudget = 1 << 34
-)
+// exprBudget is the memory budget of expr-lang's VM (its unit is roughly one allocated
+// element, of some tens of bytes) for every expression: the function, params and the combiner
+// alike. A budget of 2^34 for params and combiners let `combine map(1..10000000000, #)` take the
+// driver down; streamed params (map(A..B, ...) at the top) count one chunk at a time, and a
+// combiner reads results and tasks without building them.
+const exprBudget = 1e7
+
+// maxString bounds a string that repeat(...) builds: expr-lang's own repeat allocates the
+// string before it counts it against the budget.
+const maxString = 64 << 20
 
 // compiled is an expression compiled by Check.
 type compiled struct {
@@ -110,6 +113,8 @@ func exprOptions(v *nameVisitor, kind exprKind) []expr.Option {
 		expr.Function("exec", execCommand),
 		expr.Function("python", notEvaluated),
 		expr.Function("serve", notEvaluated),
+		expr.DisableBuiltin("repeat"),
+		expr.Function("repeat", repeatString, strings.Repeat),
 	}
 	if kind == kindParams {
 		// A literal list of parameter sets may be long; the file's size bounds it, and the
@@ -206,10 +211,7 @@ func (c *checker) compile(n *exprNode, kind exprKind, fn *Func) *Expr {
 		c.diags = append(c.diags, e.compileDiagnostic(err, where))
 		return e
 	}
-	budget := uint(largeBudget)
-	if kind == kindFunc {
-		budget = funcBudget
-	}
+	budget := uint(exprBudget)
 	e.compiled = &compiled{program: program, uses: uses, exec: isExec, src: c.f.Source, where: where, budget: budget}
 	if kind == kindParams {
 		e.compiled.stream = compileRangeStream(e.Text, v.root, func(nv *nameVisitor) []expr.Option { return exprOptions(nv, kind) })
@@ -305,7 +307,7 @@ func (e *Expr) posAt(runeOff int) Pos {
 }
 
 // ownFunctions are the functions mapflow adds to expr-lang's.
-var ownFunctions = []string{"exec", "python", "serve"}
+var ownFunctions = []string{"exec", "python", "serve", "repeat"}
 
 func whereKind(kind exprKind) string {
 	if kind == kindCombine {
@@ -430,6 +432,28 @@ func isPythonName(s string) bool {
 		}
 	}
 	return true
+}
+
+// repeatString is expr-lang's repeat(s, n), refusing a result past maxString before it is made.
+func repeatString(args ...any) (any, error) {
+	if len(args) != 2 {
+		return nil, &evalFail{"TypeError", fmt.Sprintf("repeat takes a string and a count, got %d arguments", len(args))}
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, &evalFail{"TypeError", fmt.Sprintf("repeat needs a string, got %s", valueType(args[0]))}
+	}
+	n, ok := args[1].(int)
+	if !ok {
+		return nil, &evalFail{"TypeError", fmt.Sprintf("repeat needs an integer count, got %s", valueType(args[1]))}
+	}
+	if n < 0 {
+		return nil, &evalFail{"ValueError", fmt.Sprintf("repeat count %d is negative", n)}
+	}
+	if len(s) > 0 && n > maxString/len(s) {
+		return nil, &evalFail{"MemoryError", fmt.Sprintf("repeat would build a string of %d bytes, more than %d MiB", uint64(len(s))*uint64(n), maxString>>20)}
+	}
+	return strings.Repeat(s, n), nil
 }
 
 // notEvaluated stands for python(...) and serve(...) in expr-lang's type check; the runtime

@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"context"
 	"bufio"
 	"bytes"
 	"encoding/csv"
@@ -126,6 +127,41 @@ func (p *Params) eachGrid(fn func(int, map[string]any, Pos) error) error {
 	}
 }
 
+// ValidateFile reads a params file whole, as the run will, and returns its first error (with
+// the file and line), so that a bad line 50,001 is found before any task runs. It streams the
+// file, holding one line at a time, and stops when ctx ends. It does nothing for other params.
+func (p *Params) ValidateFile(ctx context.Context) error {
+	if p == nil || p.Kind != "file" {
+		return nil
+	}
+	n := 0
+	stop := func() error {
+		if n++; n%4096 == 0 {
+			return ctx.Err()
+		}
+		return nil
+	}
+	var err error
+	if strings.HasSuffix(strings.ToLower(p.File), ".csv") {
+		err = p.eachCSVRecord(func([]string, int) error { return stop() })
+	} else {
+		err = p.eachJSONLine(func(text []byte, line int) error {
+			// A line that is valid JSON and starts with { is one object: decodeObject
+			// takes it. Checking so costs a tenth of decoding it.
+			if text[0] != '{' || !json.Valid(text) {
+				if _, perr := decodeObject(text); perr != "" {
+					return p.lineError(line, "%s", perr)
+				}
+			}
+			return stop()
+		})
+	}
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
 func (p *Params) open() (*os.File, error) {
 	f, err := os.Open(p.File)
 	if err != nil {
@@ -139,13 +175,28 @@ func (p *Params) lineError(line int, format string, args ...any) error {
 }
 
 func (p *Params) eachJSONL(fn func(int, map[string]any, Pos) error) error {
+	n := 0
+	return p.eachJSONLine(func(text []byte, line int) error {
+		set, perr := decodeObject(text)
+		if perr != "" {
+			return p.lineError(line, "%s", perr)
+		}
+		if err := fn(n, set, Pos{Filename: p.File, Line: line}); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+}
+
+// eachJSONLine calls fn with each line of a .jsonl file that is not blank, trimmed.
+func (p *Params) eachJSONLine(fn func(text []byte, line int) error) error {
 	f, err := p.open()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
-	n := 0
 	for line := 1; ; line++ {
 		text, err := readLine(r)
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -154,15 +205,10 @@ func (p *Params) eachJSONL(fn func(int, map[string]any, Pos) error) error {
 			}
 			return fmt.Errorf("%s:%d: %w", p.File, line, err)
 		}
-		if len(bytes.TrimSpace(text)) > 0 {
-			set, perr := decodeObject(text)
-			if perr != "" {
-				return p.lineError(line, "%s", perr)
-			}
-			if ferr := fn(n, set, Pos{Filename: p.File, Line: line}); ferr != nil {
+		if text = bytes.TrimSpace(text); len(text) > 0 {
+			if ferr := fn(text, line); ferr != nil {
 				return ferr
 			}
-			n++
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -239,6 +285,27 @@ func normalizeJSON(v any) any {
 }
 
 func (p *Params) eachCSV(fn func(int, map[string]any, Pos) error) error {
+	var keys []string
+	n := 0
+	return p.eachCSVRecordKeys(func(k []string) { keys = k }, func(rec []string, line int) error {
+		set := make(map[string]any, len(keys))
+		for i, field := range rec {
+			set[keys[i]] = csvValue(field)
+		}
+		if err := fn(n, set, Pos{Filename: p.File, Line: line}); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+}
+
+// eachCSVRecord calls fn with each row of a .csv file after its header, checked against it.
+func (p *Params) eachCSVRecord(fn func(rec []string, line int) error) error {
+	return p.eachCSVRecordKeys(func([]string) {}, fn)
+}
+
+func (p *Params) eachCSVRecordKeys(gotKeys func([]string), fn func(rec []string, line int) error) error {
 	f, err := p.open()
 	if err != nil {
 		return err
@@ -266,7 +333,8 @@ func (p *Params) eachCSV(fn func(int, map[string]any, Pos) error) error {
 			}
 		}
 	}
-	for n := 0; ; n++ {
+	gotKeys(keys)
+	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -278,11 +346,7 @@ func (p *Params) eachCSV(fn func(int, map[string]any, Pos) error) error {
 		if len(rec) != len(keys) {
 			return p.lineError(line, "row has %d fields, the header has %d", len(rec), len(keys))
 		}
-		set := make(map[string]any, len(keys))
-		for i, field := range rec {
-			set[keys[i]] = csvValue(field)
-		}
-		if err := fn(n, set, Pos{Filename: p.File, Line: line}); err != nil {
+		if err := fn(rec, line); err != nil {
 			return err
 		}
 	}
@@ -319,10 +383,22 @@ func csvValue(s string) any {
 // and once per parameter some set lacks. An error in the params source is an error
 // diagnostic.
 func (j *Job) Lint() Diagnostics {
+	ds, _ := j.LintSets(context.Background(), 0)
+	return ds
+}
+
+// errLintStop ends a walk of the parameter sets early.
+var errLintStop = errors.New("stop")
+
+// LintSets is Lint over at most max parameter sets of a list or grid (0: all), stopping when
+// ctx ends: such params may be unbounded (map(1..1000000000, ...)). A params file is read
+// whole, since a file ends. It also says how many sets it saw.
+func (j *Job) LintSets(ctx context.Context, max int) (Diagnostics, int) {
 	var ds Diagnostics
 	if j == nil || j.Func == nil || j.Params == nil {
-		return ds
+		return ds, 0
 	}
+	seen := 0
 	takes := make(map[string]bool, len(j.Func.Params))
 	for _, p := range j.Func.Params {
 		takes[p] = true
@@ -330,6 +406,10 @@ func (j *Job) Lint() Diagnostics {
 	extra := map[string]bool{}
 	missing := map[string]bool{}
 	err := j.Params.each(func(_ int, set map[string]any, pos Pos) error {
+		if ctx.Err() != nil || (max > 0 && seen >= max && j.Params.Kind != "file") {
+			return errLintStop
+		}
+		seen++
 		for k := range set {
 			if !takes[k] && !extra[k] {
 				extra[k] = true
@@ -348,10 +428,15 @@ func (j *Job) Lint() Diagnostics {
 		}
 		return nil
 	})
+	if err == errLintStop {
+		err = ctx.Err()
+	}
 	if err != nil {
 		var d Diagnostic
 		var ee *EvalError
 		switch {
+		case errors.Is(err, context.Canceled):
+			ds = append(ds, Diagnostic{Pos: j.Params.Pos, Summary: fmt.Sprintf("interrupted after %d parameter sets", seen)})
 		case errors.As(err, &d):
 			ds = append(ds, d)
 		case errors.As(err, &ee):
@@ -360,7 +445,7 @@ func (j *Job) Lint() Diagnostics {
 			ds = append(ds, Diagnostic{Pos: j.Params.Pos, Summary: err.Error()})
 		}
 	}
-	return ds
+	return ds, seen
 }
 
 // DefaultEnv returns the env named name, or the default (first) env when name is "".

@@ -30,6 +30,14 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A bad line of a params file is found before any task runs, not after the
+			// tasks of the lines before it.
+			if err := job.Params.ValidateFile(cmd.Context()); err != nil {
+				if cmd.Context().Err() != nil {
+					return &exitError{code: exitCanceled, err: err}
+				}
+				return &exitError{code: exitBadInput, err: err}
+			}
 			backend, err := newBackend(env)
 			if err != nil {
 				return err
@@ -200,6 +208,12 @@ func (a *app) detach(ctx context.Context, job *lang.Job, path, envName string) e
 	}
 }
 
+// check looks at up to checkSets generated parameter sets, for at most checkTime.
+const (
+	checkSets = 100000
+	checkTime = 5 * time.Second
+)
+
 func (a *app) checkCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check FILE",
@@ -210,20 +224,35 @@ func (a *app) checkCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Generated parameter sets may be unbounded: a sample of them is looked at, and
+			// Ctrl-C stops the look. A params file is read whole.
+			ctx, cancel := context.WithTimeout(cmd.Context(), checkTime)
+			defer cancel()
+			lint, seen := job.LintSets(ctx, checkSets)
+			if ctx.Err() == context.DeadlineExceeded {
+				lint, ctx = nil, cmd.Context() // the sets looked at so far are the sample
+			}
 			warnings := append(lang.Diagnostics{}, job.Warnings...)
-			lint := job.Lint()
-			warnings = append(warnings, lint...)
+			for _, d := range lint {
+				if d.Severity == lang.Warning {
+					warnings = append(warnings, d)
+				}
+			}
 			for _, w := range warnings {
 				fmt.Fprintln(a.stderr, w.Error())
 			}
 			if err := lint.Err(); err != nil {
-				return err
+				return err // each error once: Err prints them
 			}
 			envs := make([]string, len(job.Envs))
 			for i, e := range job.Envs {
 				envs[i] = e.Name + " (" + e.Kind + ")"
 			}
-			fmt.Fprintf(a.stdout, "%s: ok: job %s, func %s, envs %v\n", args[0], job.Name, job.Func.Name, envs)
+			sets := fmt.Sprintf("%d parameter sets", seen)
+			if job.Params.Kind != "file" && (seen >= checkSets || ctx.Err() != nil) {
+				sets = fmt.Sprintf("the first %d parameter sets looked at", seen)
+			}
+			fmt.Fprintf(a.stdout, "%s: ok: job %s, func %s, envs %v, %s\n", args[0], job.Name, job.Func.Name, envs, sets)
 			return nil
 		},
 	}
