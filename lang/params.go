@@ -1,9 +1,9 @@
 package lang
 
 import (
-	"context"
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
