@@ -127,6 +127,40 @@ func (p *Params) eachGrid(fn func(int, map[string]any, Pos) error) error {
 	}
 }
 
+// Count is the number of parameter sets when it is known without making them: a streamed
+// map(A..B, ...) (when its mapping keeps every element) or a grid. ok is false otherwise (a
+// file, a list built whole).
+func (p *Params) Count() (n int, ok bool) {
+	if p == nil {
+		return 0, false
+	}
+	switch p.Kind {
+	case "list":
+		if c := p.Expr.compiled; c != nil && c.stream != nil {
+			lo, hi, ok := p.Expr.streamBounds(c.stream)
+			if !ok {
+				return 0, false
+			}
+			return max(hi-lo+1, 0), true
+		}
+	case "grid":
+		n = 1
+		for _, a := range p.Grid {
+			v, err := a.Values.Eval(nil)
+			list, isList := v.([]any)
+			if err != nil || !isList {
+				return 0, false
+			}
+			if len(list) > 0 && n > math.MaxInt/len(list) {
+				return 0, false
+			}
+			n *= len(list)
+		}
+		return n, len(p.Grid) > 0
+	}
+	return 0, false
+}
+
 // ValidateFile reads a params file whole, as the run will, and returns its first error (with
 // the file and line), so that a bad line 50,001 is found before any task runs. It streams the
 // file, holding one line at a time, and stops when ctx ends. It does nothing for other params.

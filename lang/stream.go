@@ -111,22 +111,29 @@ func (p *chunkPatcher) Visit(node *ast.Node) {
 	ast.Patch(node, &ast.BinaryNode{Operator: "..", Left: lo, Right: hi})
 }
 
+// streamBounds evaluates the range of a streamed expression; ok is false when its bounds are
+// not both integers.
+func (e *Expr) streamBounds(s *rangeStream) (lo, hi int, ok bool) {
+	m := vm.VM{MemoryBudget: e.compiled.budget}
+	out, err := m.Run(s.bounds, nil)
+	if err != nil {
+		return 0, 0, false
+	}
+	b, _ := normalize(out).([]any)
+	if len(b) != 2 {
+		return 0, 0, false
+	}
+	lo, ok1 := b[0].(int)
+	hi, ok2 := b[1].(int)
+	return lo, hi, ok1 && ok2
+}
+
 // eachStreamed calls fn with every element of the streamed expression e, in order, with its
 // index in the whole list. ok is false when the bounds are not both integers: the caller then
 // evaluates e whole, which reports the problem as expr-lang would.
 func (e *Expr) eachStreamed(s *rangeStream, fn func(int, any) error) (ok bool, err error) {
-	m := vm.VM{MemoryBudget: e.compiled.budget}
-	out, err := m.Run(s.bounds, nil)
-	if err != nil {
-		return false, nil
-	}
-	b, _ := normalize(out).([]any)
-	if len(b) != 2 {
-		return false, nil
-	}
-	lo, ok1 := b[0].(int)
-	hi, ok2 := b[1].(int)
-	if !ok1 || !ok2 {
+	lo, hi, ok := e.streamBounds(s)
+	if !ok {
 		return false, nil
 	}
 	index := 0

@@ -50,7 +50,8 @@
 //
 // A cancelled run stops the backend; every task that did not finish gets a Canceled row,
 // including those never handed to the backend (the planner goes on reading the params to
-// record them), so the catalog always holds every task of a job. Resume re-parses the job
+// record them, up to 10,000 of them: past that the job's error names the first task without a
+// row), so the catalog holds every task of a job that was not canceled. Resume re-parses the job
 // from the script text stored in its row and runs, under the same job id, only the tasks
 // that are not Completed; a driver killed with SIGKILL loses at most the tasks it had not
 // yet recorded as Completed, which run again.

@@ -259,11 +259,15 @@ type driver struct {
 	row     *catalog.Job
 	opts    Options
 	earlier *doneSet // tasks completed before a resume; nil for a new job
+	// notStartedFrom is the first task a canceled run stopped reading the params at, with no
+	// row written for it or any after it; -1 when every task has a row.
+	notStartedFrom int
 	// reattach: the backend picks up the remote work of the run whose driver died
 	reattach bool
 }
 
 func (d *driver) run(parent context.Context) (*Report, error) {
+	d.notStartedFrom = -1
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	// Catalog writes go on after a cancel: that is when the Canceled rows are written.
@@ -349,6 +353,9 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	default:
 		report.Status = Completed
 	}
+	if line := d.notStartedLine(); line != "" {
+		errs = append(errs, line)
+	}
 	if rec.failed > 0 {
 		msg := fmt.Sprintf("%d of %d tasks failed", rec.failed, rec.total)
 		if causes := rec.causeSummary(); causes != "" {
@@ -394,10 +401,14 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 
 // plan streams the parameter sets to the backend, registering each task with the recorder
 // first. Once the run is canceled or the backend is gone, it goes on reading the params only
-// to record the remaining tasks as Canceled, so the catalog holds every task of the job.
+// to record the remaining tasks as Canceled, so that the catalog holds every task of the
+// job; but past maxCanceledRows such rows it stops reading, and the job's error says from
+// which task on none was started: a canceled job of a billion parameter sets must not write a
+// billion rows.
 func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, backendDone <-chan struct{}) error {
 	name := d.job.Func.Name + "-"
 	stopped := false
+	unplanned := 0
 	closeTasks := func() {
 		if !stopped {
 			stopped = true
@@ -417,6 +428,7 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 			for i := range items {
 				items[i].kind = itemUnplanned
 			}
+			unplanned += len(items)
 			rec.plan(items)
 		} else {
 			rec.plan(items)
@@ -434,6 +446,10 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 		chunk, items = chunk[:0], items[:0]
 	}
 	err := d.job.Params.Each(func(index int, set map[string]any) error {
+		if stopped && unplanned >= maxCanceledRows && len(chunk) == 0 {
+			d.notStartedFrom = index
+			return errStopPlanning
+		}
 		if d.earlier.has(index) {
 			return nil // counted in the recorder's total from the start
 		}
@@ -454,7 +470,39 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 		return nil
 	})
 	flush()
+	if err == errStopPlanning {
+		err = nil
+	}
 	return err
+}
+
+// maxCanceledRows is how many Canceled rows the planner writes for the tasks a canceled run
+// never started, before it stops reading the params.
+const maxCanceledRows = 10000
+
+var errStopPlanning = errors.New("stop planning")
+
+// notStartedLine says which tasks a canceled run never recorded, or "".
+func (d *driver) notStartedLine() string {
+	if d.notStartedFrom < 0 {
+		return ""
+	}
+	if n, ok := d.job.Params.Count(); ok && n > d.notStartedFrom {
+		return fmt.Sprintf("%s tasks not started (from %s-%d on; they have no rows)", thousands(n-d.notStartedFrom), d.job.Func.Name, d.notStartedFrom)
+	}
+	return fmt.Sprintf("the tasks from %s-%d on were not started (they have no rows)", d.job.Func.Name, d.notStartedFrom)
+}
+
+// thousands writes n with commas between its groups of three digits: 999,985,792.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // send hands t to the backend unless the run is canceled or the backend is gone first.
