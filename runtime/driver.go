@@ -315,10 +315,17 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	close(hbStop)
 	<-hbDone
 
+	numTasks := rec.total
+	if d.notStartedFrom >= 0 {
+		// The tasks without rows count too, when the params know how many there are.
+		if n, ok := d.job.Params.Count(); ok && n > numTasks {
+			numTasks = n
+		}
+	}
 	report := &Report{
 		JobID:      d.row.ID,
 		Name:       d.row.Name,
-		NumTasks:   rec.total,
+		NumTasks:   numTasks,
 		NumFailed:  rec.failed,
 		NumDone:    rec.earlierDone + rec.finished - rec.failed - rec.canceled,
 		MapResults: rec.results,
@@ -384,7 +391,7 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 		}
 	}
 	d.row.Status = string(report.Status)
-	d.row.NumTasks = rec.total
+	d.row.NumTasks = numTasks
 	d.row.FinishedAt = now
 	if rec.writeErr != nil && detach && d.row.BackendState != nil {
 		// The remote work goes on: the job is not over, its driver is gone.

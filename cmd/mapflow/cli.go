@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -165,6 +166,33 @@ func (a *app) openCatalog() (*catalog.Catalog, error) {
 	return cat, nil
 }
 
+// openExistingCatalog opens the catalog for a command that reads it (and may mark a job in
+// it): one that does not exist is an error, not a new empty file with its directory.
+func (a *app) openExistingCatalog() (*catalog.Catalog, error) {
+	path, err := a.existingCatalogPath()
+	if err != nil {
+		return nil, err
+	}
+	cat, err := catalog.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	return cat, nil
+}
+
+// existingCatalogPath is the catalog's path, or an error when no file is there.
+func (a *app) existingCatalogPath() (string, error) {
+	path, err := a.resolveCatalogPath()
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", &exitError{code: exitBadInput, err: fmt.Errorf(
+			"no catalog at %s (mapflow run makes it; --catalog or $MAPFLOW_CATALOG names another)", path)}
+	}
+	return path, nil
+}
+
 func (a *app) resolveCatalogPath() (string, error) {
 	if a.catalogPath != "" {
 		return a.catalogPath, nil
@@ -174,7 +202,7 @@ func (a *app) resolveCatalogPath() (string, error) {
 
 // findJob opens the catalog and finds JOB (an id, or a name for its latest run).
 func (a *app) findJob(ctx context.Context, ref string) (*catalog.Catalog, *catalog.Job, error) {
-	cat, err := a.openCatalog()
+	cat, err := a.openExistingCatalog()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -174,7 +174,7 @@ func (a *app) jobsCommand() *cobra.Command {
 		Short: "List jobs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := a.openCatalog()
+			cat, err := a.openExistingCatalog()
 			if err != nil {
 				return err
 			}

@@ -18,7 +18,7 @@ func (a *app) sqlCommand() *cobra.Command {
 		Short: "Run a read-only SQL query over the catalog (tables: jobs, tasks, task_attempts, logs)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := a.resolveCatalogPath()
+			path, err := a.existingCatalogPath()
 			if err != nil {
 				return err
 			}
