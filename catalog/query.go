@@ -150,23 +150,46 @@ var writeKeywords = map[string]bool{
 // driver gives them: int64, float64, string, []byte or nil. A statement that would write is
 // refused with an error wrapping ErrReadOnly.
 func (r *Reader) Query(ctx context.Context, q string) (cols []string, rows [][]any, err error) {
+	err = r.QueryEach(ctx, q, func(c []string) error { cols = c; return nil }, func(row []any) error {
+		rows = append(rows, append([]any(nil), row...))
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return cols, rows, nil
+}
+
+// QueryEach is Query that hands over the rows one at a time as they come, so that a result of
+// millions of rows is never held whole: cols once, then row for each row (its slice is reused;
+// []byte values are copies). An error from either ends the query with it.
+func (r *Reader) QueryEach(ctx context.Context, q string, cols func([]string) error, row func([]any) error) error {
 	stmt, rest := splitStatement(q)
 	kw := strings.ToUpper(leadingWord(stmt))
 	switch {
 	case kw == "":
-		return nil, nil, errors.New("query: no SQL statement given")
+		return errors.New("query: no SQL statement given")
 	case writeKeywords[kw]:
-		return nil, nil, readOnlyError(statementKind(stmt))
+		return readOnlyError(statementKind(stmt))
 	case !queryKeywords[kw]:
-		return nil, nil, fmt.Errorf("query: %q is not a query: a statement must start with SELECT, WITH, VALUES, PRAGMA or EXPLAIN", clip(strings.TrimSpace(stmt), 40))
+		return fmt.Errorf("query: %q is not a query: a statement must start with SELECT, WITH, VALUES, PRAGMA or EXPLAIN", clip(strings.TrimSpace(stmt), 40))
 	case strings.TrimSpace(stripComments(rest)) != "":
-		return nil, nil, fmt.Errorf("query: one statement at a time: found %q after the first ';'", clip(strings.TrimSpace(rest), 40))
+		return fmt.Errorf("query: one statement at a time: found %q after the first ';'", clip(strings.TrimSpace(rest), 40))
 	}
-	return r.query(ctx, stmt)
+	return r.query(ctx, stmt, cols, row)
 }
 
+// errCallback marks an error of QueryEach's callbacks, which is returned as it is.
+var errCallback = errors.New("callback")
+
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+func (e callbackError) Unwrap() error { return e.err }
+func (e callbackError) Is(target error) bool { return target == errCallback }
+
 // query runs stmt under the authorizer, without Query's checks of its text.
-func (r *Reader) query(ctx context.Context, stmt string) (cols []string, out [][]any, err error) {
+func (r *Reader) query(ctx context.Context, stmt string, colsFn func([]string) error, rowFn func([]any) error) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.denied.Store(nil)
@@ -181,7 +204,10 @@ func (r *Reader) query(ctx context.Context, stmt string) (cols []string, out [][
 		}
 		if d != nil {
 			err = readOnlyError(*d)
-			cols, out = nil, nil
+			return
+		}
+		if errors.Is(err, errCallback) {
+			err = errors.Unwrap(err)
 			return
 		}
 		err = fmt.Errorf("query: %w", err)
@@ -189,27 +215,37 @@ func (r *Reader) query(ctx context.Context, stmt string) (cols []string, out [][
 
 	rows, err := r.conn.QueryContext(ctx, stmt)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer rows.Close()
-	if cols, err = rows.Columns(); err != nil {
-		return nil, nil, err
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
 	}
+	if err := colsFn(cols); err != nil {
+		return callbackError{err}
+	}
+	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for rows.Next() {
-		vals := make([]any, len(cols))
 		for i := range vals {
+			vals[i] = nil
 			ptrs[i] = &vals[i]
 		}
 		if err := rows.Scan(ptrs...); err != nil { // copies []byte values
-			return nil, nil, err
+			return err
 		}
-		out = append(out, vals)
+		if err := rowFn(vals); err != nil {
+			return callbackError{err}
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, err
+		return err
 	}
-	return cols, out, nil
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return nil
 }
 
 func readOnlyError(what string) error {

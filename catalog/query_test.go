@@ -153,7 +153,14 @@ func TestReaderRefusesWrites(t *testing.T) {
 		for _, run := range []struct {
 			name string
 			fn   func(context.Context, string) ([]string, [][]any, error)
-		}{{"Query", r.Query}, {"authorizer", r.query}} {
+		}{{"Query", r.Query}, {"authorizer", func(ctx context.Context, q string) ([]string, [][]any, error) {
+			var rows [][]any
+			err := r.query(ctx, q, func([]string) error { return nil }, func(row []any) error {
+				rows = append(rows, append([]any(nil), row...))
+				return nil
+			})
+			return nil, rows, err
+		}}} {
 			_, rows, err := run.fn(ctx, tc.q)
 			switch {
 			case err == nil && tc.q == `SELECT * FROM pragma_query_only(0)`:
