@@ -184,8 +184,8 @@ var errCallback = errors.New("callback")
 
 type callbackError struct{ err error }
 
-func (e callbackError) Error() string { return e.err.Error() }
-func (e callbackError) Unwrap() error { return e.err }
+func (e callbackError) Error() string        { return e.err.Error() }
+func (e callbackError) Unwrap() error        { return e.err }
 func (e callbackError) Is(target error) bool { return target == errCallback }
 
 // query runs stmt under the authorizer, without Query's checks of its text.
