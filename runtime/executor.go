@@ -44,6 +44,9 @@ type Executor struct {
 	// MaxOutput bounds how many bytes of each output stream are kept at the head and again at
 	// the tail; 0 is DefaultMaxOutput.
 	MaxOutput int
+	// JobID is the catalog's id of the job, given to every task's processes as MAPFLOW_JOB_ID
+	// so that KillStray can find the ones that outlive their task.
+	JobID string
 	// Python is the interpreter of python(...) functions; "" is DefaultPython. PythonAt is
 	// where the job file names it, for errors (the zero Pos when it does not).
 	Python   string
@@ -210,6 +213,8 @@ func (e *Executor) runAttempt(ctx context.Context, cmd *lang.Command, t Task, at
 		res.Status, res.Message = Canceled, "canceled while running"
 		return res
 	case actx.Err() != nil:
+		// What the attempt started outside its process group (setsid) goes with it.
+		KillStray(e.JobID, "MAPFLOW_TASK_INDEX="+strconv.Itoa(t.Index), "MAPFLOW_ATTEMPT="+strconv.Itoa(attempt))
 		res.Traceback = lastLines(stderr.Tail(), stderrTailLines)
 		return fail("TimeoutError", "attempt %d exceeded the %s timeout", attempt, e.Job.Timeout)
 	}
@@ -311,7 +316,12 @@ func (e *Executor) startAndWait(ctx context.Context, cmd *lang.Command, dir stri
 }
 
 func (e *Executor) baseEnv() []string {
-	e.envOnce.Do(func() { e.environ = os.Environ() })
+	e.envOnce.Do(func() {
+		e.environ = os.Environ()
+		if e.JobID != "" {
+			e.environ = append(e.environ, "MAPFLOW_JOB_ID="+e.JobID)
+		}
+	})
 	return e.environ[:len(e.environ):len(e.environ)]
 }
 

@@ -48,8 +48,11 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	if abs, err := filepath.Abs(shipDir); err == nil {
 		shipDir = abs
 	}
-	ex := &rt.Executor{Job: job, Host: host, ShipDir: shipDir}
+	ex := &rt.Executor{Job: job, Host: host, ShipDir: shipDir, JobID: rt.JobID(ctx)}
 	ex.SetPython(env)
+	// A process a task started in a session of its own (setsid) escapes its process group:
+	// it ends with the job at the latest.
+	defer rt.KillStray(ex.JobID)
 	root, err := os.MkdirTemp("", "mapflow-"+job.Name+"-")
 	if err != nil {
 		return fmt.Errorf("local: make a work directory: %w", err)

@@ -348,6 +348,8 @@ func (a *app) cancelCommand() *cobra.Command {
 			if err := rt.StopRemote(ctx, newBackend, row); err != nil {
 				return err
 			}
+			// And what its local tasks left running.
+			rt.KillStray(row.ID)
 			n, err := cat.CancelUnfinished(ctx, row.ID, time.Now())
 			if err != nil {
 				return err

@@ -80,7 +80,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", w.ID, err)
 	}
-	ex := &rt.Executor{Job: job, Host: w.Host, ShipDir: ship, WorkRoot: work}
+	ex := &rt.Executor{Job: job, Host: w.Host, ShipDir: ship, WorkRoot: work, JobID: m.JobID}
 	ex.SetPython(env)
 	defer ex.Close()
 
