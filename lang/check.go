@@ -523,9 +523,24 @@ func (c *checker) checkParams(ps *paramsStmt) {
 		p.File = c.checkParamsFile(ps.File)
 	default:
 		p.Kind = "list"
+		if n, ok := literalParams(ps.Expr); ok {
+			p.Expr = &Expr{Text: ps.Expr.text, Pos: ps.Expr.Pos}
+			p.literal, p.count = true, n
+			break
+		}
 		p.Expr = c.compile(ps.Expr, kindParams, nil)
 	}
 	c.job.Params = p
+}
+
+// literalParams tells whether a params expression is a list of literals written out, which
+// Params reads itself, and how many elements it has.
+func literalParams(n *exprNode) (int, bool) {
+	if len(n.Parts) != 1 || n.Parts[0].Tok == nil || !strings.HasPrefix(n.Parts[0].Tok.Value, "[") {
+		return 0, false
+	}
+	count, err := countLiteral(n.text)
+	return count, err == nil
 }
 
 const gridExample = "params grid { lr: [0.1, 0.01], depth: [3, 5] }"

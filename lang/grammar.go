@@ -137,7 +137,7 @@ type exprPart struct {
 
 type exprTok struct {
 	Pos   Pos
-	Value string `parser:"@( Ident | Int | Float | Duration | String | Pointer | Punct | Other )"`
+	Value string `parser:"@( Ident | Int | Float | Duration | String | Pointer | Punct | Other | ListLit )"`
 }
 
 // exprGroup is a bracketed part of an expression; inside it commas are ordinary tokens.

@@ -126,6 +126,11 @@ type Params struct {
 	Expr *Expr
 	Grid []GridAxis
 	File string // resolved path of a .jsonl or .csv file
+
+	// literal is a list of literals written out (Expr.Text), read without expr-lang, and
+	// count its number of elements; see literal.go.
+	literal bool
+	count   int
 }
 
 // GridAxis is one `key: [values]` entry of a grid; axes combine in written order, the last

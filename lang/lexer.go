@@ -30,6 +30,9 @@ const (
 	tokBracket // ( ) [ ] { }
 	tokComma
 	tokOther // anything else (non-ASCII, control characters); left for the grammar to refuse
+	// tokListLit is a whole bracketed list right after `params`, as one token: a list of a
+	// million parameter sets would otherwise be millions of tokens and syntax nodes.
+	tokListLit
 )
 
 // tokenSymbols is a function, not a variable: the package-level parser is built during
@@ -49,6 +52,7 @@ func tokenSymbols() map[string]lexer.TokenType {
 		"Bracket":  tokBracket,
 		"Comma":    tokComma,
 		"Other":    tokOther,
+		"ListLit":  tokListLit,
 	}
 }
 
@@ -118,6 +122,8 @@ type openBracket struct {
 	ch  byte
 	pos lexer.Position
 	env bool // inside an env block: # starts a comment and there are no expressions
+	// list: the `[` right after `params`; what it holds becomes one tokListLit
+	list bool
 }
 
 type scanner struct {
@@ -132,6 +138,8 @@ type scanner struct {
 	// token was the `env` keyword, so the line's `{` opens an env block.
 	lineStart bool
 	envLine   bool
+	// inList is true inside a params list that becomes one token: nothing in it is emitted.
+	inList bool
 }
 
 func (s *scanner) pos() lexer.Position {
@@ -149,6 +157,9 @@ func (s *scanner) errorf(p lexer.Position, detail, format string, args ...any) e
 }
 
 func (s *scanner) emit(typ lexer.TokenType, start lexer.Position) {
+	if s.inList {
+		return
+	}
 	v := string(s.src[start.Offset:s.off])
 	if typ == tokIdent && s.lineStart && len(s.stack) == 0 && isKeyword(v) {
 		typ = tokKeyword
@@ -158,6 +169,12 @@ func (s *scanner) emit(typ lexer.TokenType, start lexer.Position) {
 		s.lineStart = false
 	}
 	s.toks = append(s.toks, lexer.Token{Type: typ, Value: v, Pos: start})
+}
+
+// afterParams tells whether the last token is the `params` keyword.
+func (s *scanner) afterParams() bool {
+	n := len(s.toks)
+	return n > 0 && s.toks[n-1].Type == tokKeyword && s.toks[n-1].Value == "params"
 }
 
 // mode tells how the innermost open bracket treats `#` and newlines.
@@ -239,8 +256,10 @@ func (s *scanner) run() error {
 			return s.errorf(start, "flatten the expression", "brackets nested too deeply (more than %d)", maxNesting)
 		case c == '(' || c == '[' || c == '{':
 			inEnv := env || (c == '{' && top && s.envLine)
-			s.stack = append(s.stack, openBracket{ch: c, pos: start, env: inEnv})
+			list := c == '[' && top && s.afterParams()
+			s.stack = append(s.stack, openBracket{ch: c, pos: start, env: inEnv, list: list})
 			s.advance(1)
+			s.inList = s.inList || list
 			s.emit(tokBracket, start)
 		case c == ')' || c == ']' || c == '}':
 			if len(s.stack) == 0 {
@@ -253,6 +272,11 @@ func (s *scanner) run() error {
 			}
 			s.stack = s.stack[:len(s.stack)-1]
 			s.advance(1)
+			if open.list {
+				s.inList = false
+				s.emit(tokListLit, open.pos)
+				break
+			}
 			s.emit(tokBracket, start)
 		case c == ',':
 			s.advance(1)

@@ -52,6 +52,9 @@ func (p *Params) eachList(fn func(int, map[string]any, Pos) error) error {
 		}
 		return fn(i, set, p.Pos)
 	}
+	if p.literal {
+		return eachLiteral(p.Expr.Text, each)
+	}
 	if c := p.Expr.compiled; c != nil && c.stream != nil {
 		if ok, err := p.Expr.eachStreamed(c.stream, each); ok {
 			return err
@@ -136,6 +139,9 @@ func (p *Params) Count() (n int, ok bool) {
 	}
 	switch p.Kind {
 	case "list":
+		if p.literal {
+			return p.count, true
+		}
 		if c := p.Expr.compiled; c != nil && c.stream != nil {
 			lo, hi, ok := p.Expr.streamBounds(c.stream)
 			if !ok {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -220,5 +222,38 @@ func TestStreamedParamsMatchWhole(t *testing.T) {
 				t.Errorf("error %v, want %q", errWhole, tt.err)
 			}
 		})
+	}
+}
+
+// A params list written out costs a small factor of its size, however long: it used to cost
+// about 690 bytes of memory per byte of the file (issue 11, case 3).
+func TestLiteralListMemory(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("func f(x) = x\nparams [\n")
+	for range 100000 {
+		b.WriteString("  {x: 1},\n")
+	}
+	b.WriteString("]\n")
+	src := b.String()
+	var before, after goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&before)
+	j := mustLoad(t, src, nil)
+	n := 0
+	if err := j.Params.Each(func(int, map[string]any) error { n++; return nil }); err != nil || n != 100000 {
+		t.Fatalf("%d sets, %v", n, err)
+	}
+	goruntime.ReadMemStats(&after)
+	perByte := float64(after.TotalAlloc-before.TotalAlloc) / float64(len(src))
+	t.Logf("%.1f bytes allocated per byte of the file", perByte)
+	if perByte > 50 {
+		t.Errorf("loading and reading a list of %d bytes allocated %.0f bytes per byte", len(src), perByte)
+	}
+	// The same list with an expression in it is expr-lang's, and still right.
+	j = mustLoad(t, "func f(x) = x\nparams [{x: 1 + 1}, {x: -2}, {x: \"a\\tb\"}, {x: [1.5, null, true]}]\n", nil)
+	got := sets(t, j)
+	want := []map[string]any{{"x": 2}, {"x": -2}, {"x": "a\tb"}, {"x": []any{1.5, nil, true}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sets = %v, want %v", got, want)
 	}
 }

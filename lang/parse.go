@@ -35,7 +35,7 @@ func Load(path string) (*Job, error) {
 
 // MaxJobFile bounds a job file's size; parameter sets by the million belong in a params file,
 // which is streamed.
-const MaxJobFile = 16 << 20
+const MaxJobFile = 64 << 20
 
 // readJobFile reads a job file that is a regular file of at most MaxJobFile bytes: a FIFO or a
 // device would block or never end.

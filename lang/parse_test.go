@@ -22,7 +22,9 @@ func TestLexer(t *testing.T) {
 		{"job a # c\n", "Keyword:job Ident:a NL EOF:"},
 		{"env local { a = 1 # c\n b = 'x#y' }", "Keyword:env Ident:local Bracket:{ Ident:a Punct:= Int:1 NL Ident:b Punct:= String:'x#y' Bracket:} Newline: EOF:"},
 		{"params map(1..3, # * 2) # c", "Keyword:params Ident:map Bracket:( Int:1 Punct:. Punct:. Int:3 Comma:, Pointer:# Punct:* Int:2 Bracket:) Newline: EOF:"},
-		{"params [\n #index, #acc // c\n /* c\n c */ ]", "Keyword:params Bracket:[ Pointer:#index Comma:, Pointer:#acc Bracket:] Newline: EOF:"},
+		{"params x([\n #index, #acc // c\n /* c\n c */ ])", "Keyword:params Ident:x Bracket:( Bracket:[ Pointer:#index Comma:, Pointer:#acc Bracket:] Bracket:) Newline: EOF:"},
+		// A list right after params is one token, whatever it holds.
+		{"params [{x: 1}, # c\n {x: [2]}] # c", "Keyword:params ListLit:[{x: 1}, # c\n {x: [2]}] Newline: EOF:"},
 		{"timeout 1.5m\nretries 2", "Keyword:timeout Duration:1.5m NL Keyword:retries Int:2 Newline: EOF:"},
 		{"x 1h30m 500ms 2.5 1e3 0x1F 30 min", "Ident:x Duration:1h30m Duration:500ms Float:2.5 Float:1e3 Int:0x1F Int:30 Ident:min Newline: EOF:"},
 		{"func f(func) = func\r\n", "Keyword:func Ident:f Bracket:( Ident:func Bracket:) Punct:= Ident:func NL EOF:"},

@@ -251,6 +251,9 @@ func (a *app) checkCommand() *cobra.Command {
 			sets := fmt.Sprintf("%d parameter sets", seen)
 			if job.Params.Kind != "file" && (seen >= checkSets || ctx.Err() != nil) {
 				sets = fmt.Sprintf("the first %d parameter sets looked at", seen)
+				if n, ok := job.Params.Count(); ok {
+					sets = fmt.Sprintf("%d parameter sets (the first %d looked at)", n, seen)
+				}
 			}
 			fmt.Fprintf(a.stdout, "%s: ok: job %s, func %s, envs %v, %s\n", args[0], job.Name, job.Func.Name, envs, sets)
 			return nil
