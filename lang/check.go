@@ -3,6 +3,7 @@ package lang
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -506,10 +507,58 @@ func resolveShip(dir, rel string, staged bool) (Ship, string, string) {
 	if staged {
 		return Ship{Path: rel, Abs: abs}, "", ""
 	}
-	if _, err := os.Stat(abs); err != nil {
+	st, err := os.Stat(abs)
+	if err != nil {
 		return Ship{}, "looked for " + abs, fmt.Sprintf("cannot ship %q: %v", rel, unwrapPathError(err))
 	}
+	// The check above is of the text; symbolic links are checked where they lead.
+	if detail, problem := checkLinks(dir, abs, rel, st.IsDir()); problem != "" {
+		return Ship{}, detail, problem
+	}
 	return Ship{Path: rel, Abs: abs}, "", ""
+}
+
+// checkLinks refuses a shipped path that a symbolic link takes out of the job file's
+// directory dir, and a shipped directory holding a link to a directory (copies follow a link
+// to a file, not a tree that may hold itself).
+func checkLinks(dir, abs, rel string, isDir bool) (detail, problem string) {
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", ""
+	}
+	inside := func(p string) bool {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return false
+		}
+		r, err := filepath.Rel(realDir, real)
+		return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
+	}
+	const how = "ship files inside the job file's directory; copy what the link points to there"
+	if !inside(abs) {
+		real, _ := filepath.EvalSymlinks(abs)
+		return how, fmt.Sprintf("ship path %q leads out of the job file's directory, to %s", rel, real)
+	}
+	if !isDir {
+		return "", ""
+	}
+	filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || problem != "" || d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		name := filepath.ToSlash(filepath.Join(rel, strings.TrimPrefix(p, abs+string(filepath.Separator))))
+		if !inside(p) {
+			real, _ := filepath.EvalSymlinks(p)
+			detail, problem = how, fmt.Sprintf("%s, shipped with %q, is a link out of the job file's directory, to %s", name, rel, real)
+			return filepath.SkipAll
+		}
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			detail, problem = "ship the directory it points to by its own name", fmt.Sprintf("%s, shipped with %q, is a link to a directory", name, rel)
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return detail, problem
 }
 
 func (c *checker) checkParams(ps *paramsStmt) {
