@@ -100,6 +100,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, b Backend, job *lang.Job, en
 		DriverHost:   host,
 		Heartbeat:    now,
 	}
+	if n, ok := job.Params.Count(); ok {
+		row.NumTasks = n // known before the tasks are: status shows it while the job runs
+	}
 	if err := cat.CreateJob(ctx, row); err != nil {
 		return nil, fmt.Errorf("record the job in the catalog: %w", err)
 	}

@@ -32,7 +32,16 @@ func (a *app) statusCommand() *cobra.Command {
 			if row.GitCommit != "" {
 				fmt.Fprintf(w, "git:       %s\n", row.GitCommit)
 			}
-			fmt.Fprintf(w, "tasks:     %d (%s)\n", row.NumTasks, formatCounts(counts))
+			recorded := 0
+			for _, n := range counts {
+				recorded += n
+			}
+			if !rt.Status(row.Status).Final() && recorded > row.NumTasks {
+				// A running job whose params are streamed knows its count at the end.
+				fmt.Fprintf(w, "tasks:     %d so far (%s)\n", recorded, formatCounts(counts))
+			} else {
+				fmt.Fprintf(w, "tasks:     %d (%s)\n", row.NumTasks, formatCounts(counts))
+			}
 			fmt.Fprintf(w, "submitted: %s\n", formatTime(row.SubmittedAt))
 			if !row.StartedAt.IsZero() {
 				fmt.Fprintf(w, "started:   %s\n", formatTime(row.StartedAt))
