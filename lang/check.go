@@ -30,6 +30,8 @@ type checker struct {
 	staged bool
 	// implicitShips are the Python files of python(...) calls, shipped without a ship line.
 	implicitShips []Ship
+	// unshippedArgs are serve(...) calls, whose file arguments should be shipped.
+	unshippedArgs []*Warm
 }
 
 func (c *checker) errorf(pos Pos, detail, format string, args ...any) {
@@ -104,6 +106,10 @@ func check(f *File, staged bool) (*Job, error) {
 		}
 	}
 	c.job.Ship = mergeShips(c.job.Ship, c.implicitShips)
+	c.warnUnshipped()
+	if c.job.Recycle > 0 && c.job.Func != nil && c.job.Func.WarmFunc() == nil {
+		c.warnf(c.first["recycle"], "recycle restarts the worker processes of python(...) and serve(...) functions", "recycle has no effect on func %s", c.job.Func.Name)
+	}
 	sortDiagnostics(c.diags)
 	// A missing statement is reported at the file's start but after the other problems: one
 	// of those (a misspelled keyword, a syntax error) is often its cause.
@@ -449,6 +455,34 @@ func (c *checker) checkFunc(fs *funcStmt) {
 	c.job.Func = fn
 }
 
+// warnUnshipped warns of a serve(...) argument that names a file beside the job file that is
+// not shipped: the program will not find it in its working directory.
+func (c *checker) warnUnshipped() {
+	if c.staged {
+		return
+	}
+	for _, w := range c.unshippedArgs {
+		for _, a := range w.Args {
+			if a == "" || filepath.IsAbs(a) || strings.HasPrefix(a, "-") {
+				continue
+			}
+			abs := filepath.Join(c.dir, filepath.FromSlash(a))
+			if st, err := os.Stat(abs); err != nil || st.IsDir() {
+				continue
+			}
+			shipped := false
+			for _, s := range c.job.Ship {
+				if abs == s.Abs || strings.HasPrefix(abs, s.Abs+string(filepath.Separator)) {
+					shipped = true
+				}
+			}
+			if !shipped {
+				c.warnf(w.Pos, fmt.Sprintf("the program runs in a directory of its own, which holds only shipped files: add ship %q", a), "serve argument %q is a file beside the job file that is not shipped", a)
+			}
+		}
+	}
+}
+
 // mergeShips adds the implicit ships to the written ones, dropping any path that another
 // one holds already (a file shipped twice, a file inside a shipped directory).
 func mergeShips(written, implicit []Ship) []Ship {
@@ -745,8 +779,8 @@ func (c *checker) checkRecycle(o *optionStmt) {
 		return
 	}
 	n, err := parseInt(*v.Int)
-	if err != nil || n < 1 || n > 1<<31 {
-		c.errorf(v.Pos, "write a number from 1 to 2147483648", "recycle %s is out of range", *v.Int)
+	if err != nil || n < 1 || n > 1<<31-1 {
+		c.errorf(v.Pos, "write a number from 1 to 2147483647", "recycle %s is out of range", *v.Int)
 		return
 	}
 	c.job.Recycle = int(n)

@@ -369,6 +369,7 @@ func (c *checker) warmSpec1(name string, call *ast.CallNode, kind exprKind, e *E
 			}
 		}
 		w.Args = args
+		c.unshippedArgs = append(c.unshippedArgs, w)
 		return w, "", ""
 	}
 	switch {
@@ -389,7 +390,7 @@ func (c *checker) warmSpec1(name string, call *ast.CallNode, kind exprKind, e *E
 	}
 	ship, detail, problem := resolveShip(c.dir, w.Module, c.staged)
 	if problem != "" {
-		return nil, detail, problem
+		return nil, detail, strings.Replace(problem, "cannot ship", "cannot read python file", 1)
 	}
 	if !c.staged {
 		st, err := os.Stat(ship.Abs)

@@ -377,7 +377,7 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 		errs = append(errs, msg)
 	}
 	if report.Status != Canceled && runErr == nil && d.job.Combine != nil {
-		report.Combined, report.CombineErr = d.combine(rec.results)
+		report.Combined, report.CombineErr = d.combine(parent, rec.results)
 		if report.CombineErr == nil {
 			if d.row.Result, report.CombineErr = MarshalJSON(report.Combined); report.CombineErr != nil {
 				report.CombineErr = fmt.Errorf("the combined result cannot be stored as JSON: %w", report.CombineErr)
@@ -545,14 +545,14 @@ func isClosed(c <-chan struct{}) bool {
 
 // combine evaluates the combiner over the successful results in order and, when it reads
 // them, every task's result by name.
-func (d *driver) combine(results []any) (v any, err error) {
+func (d *driver) combine(ctx context.Context, results []any) (v any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			v, err = nil, fmt.Errorf("internal error in the evaluator: %v", p)
 		}
 	}()
 	if spec := d.job.Combine.Warm; spec != nil {
-		return d.combinePython(spec, results)
+		return d.combinePython(ctx, spec, results)
 	}
 	vars := map[string]any{}
 	if d.job.Combine.Uses("results") {
@@ -577,7 +577,7 @@ func (d *driver) combine(results []any) (v any, err error) {
 
 // combinePython calls a Python combiner with the name of each task that gave a result as a
 // keyword argument, its result as the value, in a worker process of its own on this machine.
-func (d *driver) combinePython(spec *lang.Warm, results []any) (any, error) {
+func (d *driver) combinePython(ctx context.Context, spec *lang.Warm, results []any) (any, error) {
 	kwargs := make(map[string]any, len(results))
 	prefix := d.job.Func.Name + "-"
 	for i, r := range results {
@@ -596,7 +596,7 @@ func (d *driver) combinePython(spec *lang.Warm, results []any) (any, error) {
 	}
 	ex := &Executor{Job: d.job, Host: "driver", ShipDir: shipDir, WorkRoot: root, Python: CombinePython(d.env)}
 	defer ex.Close()
-	v, err := ex.Call(context.Background(), spec, kwargs, d.opts.CombineOutput)
+	v, err := ex.Call(ctx, spec, kwargs, d.opts.CombineOutput)
 	if exc, msg, tb, ok := TaskError(err); ok {
 		if tb != "" {
 			return nil, fmt.Errorf("%s: %s: %s\n%s", describeWarm(spec, ex.Python), exc, msg, tb)

@@ -30,13 +30,27 @@ def _describe(exc, cwd):
         or str(tb.tb_frame.f_globals.get("__name__", "")).startswith("importlib")
     ):
         tb = tb.tb_next
-    lines = traceback.format_exception(cls, exc, tb)
+    try:
+        message = str(exc)
+    except BaseException as e:  # an exception whose __str__ raises
+        message = "<str() of the exception raised %s>" % type(e).__name__
+    try:
+        if tb is None:
+            # No frame of the user's: a SyntaxError still shows its place; an error the
+            # runner raised (a function the module lacks) is said by its message alone.
+            lines = traceback.format_exception_only(cls, exc)
+            if len("".join(lines).rstrip("\n").split("\n")) < 2:
+                return {"type": name, "message": message, "traceback": ""}
+        else:
+            lines = traceback.format_exception(cls, exc, tb)
+    except BaseException:
+        lines = traceback.format_list(traceback.extract_tb(tb)) + ["%s: %s\n" % (name, message)]
     text = "".join(lines).rstrip("\n").replace(cwd + os.sep, "")
     # An import error raised inside importlib shows its machinery: keep the user's frames.
     text = "\n".join(
         l for l in text.split("\n") if "<frozen importlib._bootstrap" not in l
     )
-    return {"type": name, "message": str(exc), "traceback": text}
+    return {"type": name, "message": message, "traceback": text}
 
 
 def _default(o):

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mapflow/mapflow/lang"
 )
@@ -103,7 +104,11 @@ func describeWarm(spec *lang.Warm, python string) string {
 		}
 		return fmt.Sprintf("python(%q, %q) with %s", spec.Module, spec.Function, python)
 	}
-	return fmt.Sprintf("serve%q", spec.Args)
+	quoted := make([]string, len(spec.Args))
+	for i, a := range spec.Args {
+		quoted[i] = strconv.Quote(a)
+	}
+	return "serve(" + strings.Join(quoted, ", ") + ")"
 }
 
 // takeIdle returns a started process kept by Preflight, or nil.
@@ -132,9 +137,9 @@ func (e *Executor) stopIdle() {
 const (
 	windowCover = 2 * time.Millisecond
 	maxWindow   = 64
-	// startedAfter: a task that becomes the head of the window reports TaskStarted when tasks
-	// take this long, so the catalog shows slow tasks Running.
-	startedAfter = 5 * time.Millisecond
+	// startedAfter: a task that has been the head of the window this long reports
+	// TaskStarted, so the catalog shows a slow task Running, however fast the ones before it.
+	startedAfter = 50 * time.Millisecond
 )
 
 // flight is a task sent to the process.
@@ -142,6 +147,7 @@ type flight struct {
 	t       Task
 	attempt int
 	start   time.Time // when it became the head: its predecessor's response
+	shown   bool      // TaskStarted was reported
 }
 
 // warmSlot runs a warm function's tasks on one worker process at a time.
@@ -149,13 +155,15 @@ type warmSlot struct {
 	e    *Executor
 	spec *lang.Warm
 	proc *warmProc
-	// startErr is why the process could not start: every task fails with it, rather than
-	// starting a process again for each (an ImportError does not mend).
-	startErr *taskError
-	pending  []Task // to send, first first; Attempt is the attempts made
-	inflight []flight
-	avg      time.Duration // moving average of a task's time
-	buf      []byte
+	// startErr is why the process cannot start, when that does not mend (the interpreter is
+	// missing, the module raised while it loaded): every task fails with it, unretried,
+	// rather than starting a process again for each. permanent is set while they do.
+	startErr  *taskError
+	permanent bool
+	pending   []Task // to send, first first; Attempt is the attempts made
+	inflight  []flight
+	avg       time.Duration // moving average of a task's time
+	buf       []byte
 }
 
 func (s *warmSlot) window() int {
@@ -203,12 +211,17 @@ func (s *warmSlot) run(ctx context.Context, tasks <-chan Task, r Reporter) {
 			return
 		}
 		if s.proc == nil && len(s.pending) > 0 {
-			s.start(ctx)
-			if s.startErr != nil {
-				for _, t := range s.pending {
-					s.fail(t, t.Attempt+1, time.Now(), s.startErr, r)
+			if err := s.start(ctx); err != nil {
+				if ctx.Err() != nil {
+					continue // canceled: the loop ends
 				}
-				s.pending = s.pending[:0]
+				// A start that timed out or died may do better next time: it fails the task
+				// it was started for (an attempt, retried as any) and the next one tries again.
+				t := s.pending[0]
+				s.pending = s.pending[1:]
+				s.permanent = s.startErr != nil
+				s.fail(t, t.Attempt+1, time.Now(), err, r)
+				s.permanent = false
 				continue
 			}
 		}
@@ -240,26 +253,31 @@ func (s *warmSlot) accept(t Task, r Reporter) {
 	s.pending = append(s.pending, t)
 }
 
-func (s *warmSlot) start(ctx context.Context) {
+// start starts the slot's process, or says why it could not.
+func (s *warmSlot) start(ctx context.Context) *taskError {
 	if s.startErr != nil {
-		return
+		return s.startErr
 	}
 	if p := s.e.takeIdle(); p != nil {
 		s.proc = p
-		return
+		return nil
 	}
 	p, err := s.e.startWarm(ctx, s.spec)
-	if err != nil {
-		te, ok := err.(*taskError)
-		if !ok {
-			te = &taskError{Type: "RuntimeError", Message: err.Error()}
-		}
-		if te.Type != "Canceled" {
-			s.startErr = te
-		}
-		return
+	if err == nil {
+		s.proc = p
+		return nil
 	}
-	s.proc = p
+	te, ok := err.(*taskError)
+	if !ok {
+		te = &taskError{Type: "RuntimeError", Message: err.Error()}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return te // canceled: the caller stops
+	case te.Type != "TimeoutError" && te.Type != "WorkerLost" && te.Type != "Canceled":
+		s.startErr = te
+	}
+	return te
 }
 
 // send writes requests for pending tasks, up to the window and the process's recycle limit.
@@ -282,9 +300,6 @@ func (s *warmSlot) send(r Reporter) {
 		}
 		s.inflight = append(s.inflight, f)
 		n++
-		if len(s.inflight) == 1 {
-			s.started(r)
-		}
 	}
 	if n > 0 {
 		s.proc.send(append([]byte(nil), buf...), n)
@@ -320,12 +335,13 @@ func (s *warmSlot) appendRequest(b []byte, t Task) []byte {
 	return append(b, "}\n"...)
 }
 
-// started reports the head of the window as started, when tasks are slow enough to show it.
+// started reports the head of the window as started: it has run for startedAfter.
 func (s *warmSlot) started(r Reporter) {
-	if s.avg < startedAfter && s.avg > 0 {
+	f := &s.inflight[0]
+	if f.shown {
 		return
 	}
-	f := s.inflight[0]
+	f.shown = true
 	res := NewResult()
 	res.Index, res.Attempt, res.Host, res.Start = f.t.Index, f.attempt, s.e.Host, f.start
 	r.Report(Event{Kind: TaskStarted, Result: res})
@@ -338,14 +354,21 @@ func (s *warmSlot) wait(ctx context.Context, in *<-chan Task, r Reporter) {
 	if len(s.pending)+len(s.inflight) < s.window() {
 		recv = *in
 	}
-	var timeout <-chan time.Time
+	var timeout, show <-chan time.Time
 	if d := s.e.Job.Timeout; d > 0 {
 		t := time.NewTimer(time.Until(s.inflight[0].start.Add(d)))
 		defer t.Stop()
 		timeout = t.C
 	}
+	if !s.inflight[0].shown {
+		t := time.NewTimer(time.Until(s.inflight[0].start.Add(startedAfter)))
+		defer t.Stop()
+		show = t.C
+	}
 	p := s.proc
 	select {
+	case <-show:
+		s.started(r)
 	case <-ctx.Done():
 		s.killProc()
 	case t, ok := <-recv:
@@ -365,13 +388,16 @@ func (s *warmSlot) wait(ctx context.Context, in *<-chan Task, r Reporter) {
 	case <-timeout:
 		p.kill()
 		s.drain(r)
+		if s.proc != p {
+			break // a broken response: respond dealt with the rest
+		}
+		s.proc = nil
 		if len(s.inflight) == 0 {
 			break // it answered as it was killed
 		}
 		head := s.inflight[0]
 		s.inflight = s.inflight[1:]
 		s.requeue()
-		s.proc = nil
 		err := &taskError{Type: "TimeoutError", Message: fmt.Sprintf("attempt %d exceeded the %s timeout", head.attempt, s.e.Job.Timeout)}
 		out, errOut := s.output(p, true)
 		err.Traceback = lastLines(errOut, stderrTailLines)
@@ -401,7 +427,6 @@ func (s *warmSlot) respond(line respLine, r Reporter) {
 	s.inflight = s.inflight[1:]
 	if len(s.inflight) > 0 {
 		s.inflight[0].start = line.at
-		s.started(r)
 	}
 	d := line.at.Sub(head.start)
 	if s.avg == 0 {
@@ -429,6 +454,10 @@ func (s *warmSlot) respond(line respLine, r Reporter) {
 			res.ValueJSON = []byte("null")
 		}
 		res.Value = DecodeJSON(res.ValueJSON)
+		if !utf8.Valid(res.ValueJSON) {
+			// Strings that are not UTF-8 are stored as JSON has them: with U+FFFD.
+			res.ValueJSON, _ = MarshalJSON(res.Value)
+		}
 		r.Report(Event{Kind: TaskFinished, Result: res})
 		return
 	}
@@ -442,7 +471,13 @@ func (s *warmSlot) output(p *warmProc, dead bool) (stdout, stderr []byte) {
 	if dead {
 		stdout, stderr = p.stdout.rest(), p.stderr.rest()
 	} else {
-		stdout, stderr = p.stdout.next(marks), p.stderr.next(marks)
+		var ok1, ok2 bool
+		stdout, ok1 = p.stdout.next(marks)
+		stderr, ok2 = p.stderr.next(marks)
+		if !ok1 || !ok2 {
+			// It said it marks its output, and did not: take output as it comes from now on.
+			p.marks = false
+		}
 	}
 	if p.first {
 		p.first = false
@@ -471,6 +506,12 @@ func (s *warmSlot) drain(r Reporter) {
 // fails with WorkerLost; the tasks behind it go to a fresh process.
 func (s *warmSlot) lost(r Reporter) {
 	p := s.proc
+	// The responses ended: the process is dying, or closed them (its exit status and last
+	// words are worth the wait).
+	select {
+	case <-p.exited:
+	case <-time.After(markGrace):
+	}
 	p.kill()
 	s.drain(r)
 	if s.proc != p {
@@ -540,9 +581,10 @@ func (s *warmSlot) finish(t Task, attempt int, start, end time.Time, te *taskErr
 // report reports a failed attempt: a retry when attempts are left, else the task's end. A
 // process that cannot start is not retried.
 func (s *warmSlot) report(t Task, res *Result, r Reporter) {
-	if res.Attempt < 1+s.e.Job.Retries && s.startErr == nil {
+	// res belongs to the recorder once reported: read it before.
+	if attempt := res.Attempt; attempt < 1+s.e.Job.Retries && !s.permanent {
 		r.Report(Event{Kind: TaskRetrying, Result: res})
-		t.Attempt = res.Attempt
+		t.Attempt = attempt
 		s.pending = append([]Task{t}, s.pending...)
 		return
 	}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mapflow/mapflow/lang"
 )
@@ -275,8 +276,10 @@ func (p *warmProc) awaitReady(ctx context.Context, timeout time.Duration, spec *
 			return msg.Error
 		}
 		p.marks = msg.Marks
-		p.startOut = p.stdout.next(p.marks)
-		p.startErr = p.stderr.next(p.marks)
+		var ok1, ok2 bool
+		p.startOut, ok1 = p.stdout.next(p.marks)
+		p.startErr, ok2 = p.stderr.next(p.marks)
+		p.marks = p.marks && ok1 && ok2
 		return nil
 	case <-deadline:
 		return &taskError{Type: "TimeoutError", Message: fmt.Sprintf("%s did not load within the %s timeout", what, timeout)}
@@ -368,13 +371,15 @@ func (p *warmProc) kill() {
 	killGroup(p.pgid)
 	<-p.exited
 	killGroup(p.pgid) // what it started meanwhile
-	deadline := time.After(markGrace)
+	deadline := time.Now().Add(markGrace)
 	for _, s := range []*markStream{p.stdout, p.stderr} {
+		t := time.NewTimer(time.Until(deadline))
 		select {
 		case <-s.closed:
-		case <-deadline:
+		case <-t.C:
 			s.abandon()
 		}
+		t.Stop()
 	}
 	p.respR.SetReadDeadline(time.Now().Add(markGrace))
 	if p.dir != "" {
@@ -508,8 +513,8 @@ func (m *markStream) feed(p []byte) {
 }
 
 // next returns the output of the next task: with marks, up to its mark (waiting up to
-// markGrace for it); without, all that was read so far.
-func (m *markStream) next(marks bool) []byte {
+// markGrace for it); without, all that was read so far. ok is false when the mark did not come.
+func (m *markStream) next(marks bool) (seg []byte, ok bool) {
 	deadline := time.Now().Add(markGrace)
 	for {
 		m.mu.Lock()
@@ -518,17 +523,17 @@ func (m *markStream) next(marks bool) []byte {
 			m.done[0] = nil
 			m.done = m.done[1:]
 			m.mu.Unlock()
-			return seg
+			return seg, true
 		}
 		if !marks || m.eof {
 			seg := m.takeLocked()
 			m.mu.Unlock()
-			return seg
+			return seg, true
 		}
 		m.mu.Unlock()
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			return m.rest()
+			return m.rest(), false
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -594,7 +599,7 @@ func decodeResult(data []byte) (*response, bool) {
 	for i < len(rest) && i < 19 && rest[i] >= '0' && rest[i] <= '9' {
 		i++
 	}
-	if i == 0 || !bytes.HasPrefix(rest[i:], []byte(mid)) {
+	if i == 0 || (i > 1 && rest[0] == '0') || !bytes.HasPrefix(rest[i:], []byte(mid)) {
 		return nil, false
 	}
 	index, err := strconv.Atoi(string(rest[:i]))
@@ -602,7 +607,7 @@ func decodeResult(data []byte) (*response, bool) {
 		return nil, false
 	}
 	result := rest[i+len(mid) : len(rest)-1]
-	if !json.Valid(result) {
+	if !json.Valid(result) || !utf8.Valid(result) {
 		return nil, false
 	}
 	return &response{Index: &index, Result: result}, true
@@ -633,11 +638,14 @@ func (e *Executor) Call(ctx context.Context, spec *lang.Warm, params map[string]
 		case <-time.After(markGrace):
 		}
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		p.kill()
+		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	if out != nil {
-		out.Write(append(p.startOut, p.stdout.next(p.marks)...))
-		out.Write(append(p.startErr, p.stderr.next(p.marks)...))
+		o, _ := p.stdout.next(p.marks)
+		e, _ := p.stderr.next(p.marks)
+		out.Write(append(p.startOut, o...))
+		out.Write(append(p.startErr, e...))
 	}
 	if !ok {
 		p.kill()
