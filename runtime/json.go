@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // AppendJSON appends v encoded as JSON to b. It gives the same bytes as encoding/json for the
@@ -34,6 +35,8 @@ func AppendJSON(b []byte, v any) ([]byte, error) {
 		return appendFloat(b, v, 64)
 	case float32:
 		return appendFloat(b, float64(v), 32)
+	case json.Number: // an integer past int64, kept exact
+		return append(b, v...), nil
 	case string:
 		return appendString(b, v), nil
 	case []any:
@@ -191,12 +194,16 @@ func decodeScalar(data []byte) (any, bool) {
 }
 
 // normalizeNumbers turns json.Numbers into int when they are integers that fit, else
-// float64, so that results read back from JSON look like the ones expr-lang computes.
+// float64, so that results read back from JSON look like the ones expr-lang computes; an
+// integer past int64 stays a json.Number, which AppendJSON writes as it is.
 func normalizeNumbers(v any) any {
 	switch v := v.(type) {
 	case json.Number:
 		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
 			return int(i)
+		}
+		if !strings.ContainsAny(string(v), ".eE") {
+			return v // an integer past int64: a float64 would round it
 		}
 		f, _ := strconv.ParseFloat(string(v), 64)
 		return f

@@ -67,3 +67,14 @@ func TestDecodeJSONScalars(t *testing.T) {
 		}
 	}
 }
+
+// An integer past int64 stays exact from a result to the catalog, the printed results and a
+// Python combiner's arguments.
+func TestDecodeJSONBigInt(t *testing.T) {
+	for _, in := range []string{"18446744073709551617", "-9223372036854775809", "[18446744073709551617]"} {
+		out, err := MarshalJSON(DecodeJSON([]byte(in)))
+		if err != nil || string(out) != in {
+			t.Errorf("%s decoded and encoded gives %s, %v", in, out, err)
+		}
+	}
+}
