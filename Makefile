@@ -15,8 +15,10 @@ check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+# The parser, then whole job files through params, func and combiner under an 8 GB cap.
 fuzz:
 	$(GO) test ./lang -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2m}
+	prlimit --as=8000000000 $(GO) test ./lang -run '^$$' -fuzz FuzzJob -fuzztime $${FUZZTIME:-2m}
 
 # mapflow beside its peers, one table (README, Performance); BENCH_SHORT=1 make bench for a
 # quick check that every benchmark runs.
