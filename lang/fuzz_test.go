@@ -13,19 +13,7 @@ import (
 // FuzzParse feeds arbitrary text to Parse and Check: they must never panic, and every
 // diagnostic must point at a line.
 func FuzzParse(f *testing.F) {
-	for _, pattern := range []string{"testdata/good/*.mf", "testdata/errors/*.mf"} {
-		paths, err := filepath.Glob(pattern)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, p := range paths {
-			src, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(src)
-		}
-	}
+	addSeeds(f, "testdata/good/*.mf", "testdata/errors/*.mf")
 	f.Fuzz(func(t *testing.T, src []byte) {
 		file, err := Parse("testdata/fuzz.mf", src)
 		if err != nil {
@@ -42,6 +30,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("checked job lacks func, params or env: %+v", job)
 		}
 	})
+}
+
+// addSeeds adds the files the patterns match to the fuzzer's corpus.
+func addSeeds(f *testing.F, patterns ...string) {
+	for _, pattern := range patterns {
+		paths, err := filepath.Glob(pattern)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, p := range paths {
+			src, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(src)
+		}
+	}
 }
 
 func checkDiagnostics(t *testing.T, err error) {
@@ -64,19 +69,7 @@ func checkDiagnostics(t *testing.T, err error) {
 //
 //	prlimit --as=8000000000 go test ./lang -run '^$' -fuzz FuzzJob -fuzztime 10m
 func FuzzJob(f *testing.F) {
-	for _, pattern := range []string{"testdata/good/*.mf", "testdata/errors/*.mf", "../examples/*.mf"} {
-		paths, err := filepath.Glob(pattern)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, p := range paths {
-			src, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(src)
-		}
-	}
+	addSeeds(f, "testdata/good/*.mf", "testdata/errors/*.mf", "../examples/*.mf")
 	for _, src := range []string{
 		"func f(x) = x\nparams [{x: 1}]\ncombine len(map(1..10000000000, #))\n",
 		"func f(x) = x\nparams filter(map(1..10000000000, ({x: #})), .x < 3)\n",

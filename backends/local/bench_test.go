@@ -31,12 +31,7 @@ func BenchmarkLocal1MFile(b *testing.B) {
 
 func benchmark1M(b *testing.B, params string) {
 	const n = 1000000
-	dir := b.TempDir()
-	path := filepath.Join(dir, "add.mf")
-	src := "job add\n\nfunc add(x, y) = x + y\n\n" + params + "\n\ncombine sum(results)\n"
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	files := map[string][]byte{}
 	if strings.Contains(params, "sets.jsonl") {
 		var sets []byte
 		for i := 1; i <= n; i++ {
@@ -46,7 +41,19 @@ func benchmark1M(b *testing.B, params string) {
 			sets = strconv.AppendInt(sets, int64(i), 10)
 			sets = append(sets, "}\n"...)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "sets.jsonl"), sets, 0o644); err != nil {
+		files["sets.jsonl"] = sets
+	}
+	benchmarkJob(b, n, "job add\n\nfunc add(x, y) = x + y\n\n"+params+"\n\ncombine sum(results)\n", files)
+}
+
+// benchmarkJob runs the job file src (beside files) b.N times through the whole driver into a
+// catalog file, checks that its n tasks summed to n(n+1), and reports tasks/s and peak RSS.
+func benchmarkJob(b *testing.B, n int, src string, files map[string][]byte) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "job.mf")
+	files["job.mf"] = []byte(src)
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -101,40 +108,7 @@ func peakRSS() int64 {
 //
 //	go test ./backends/local -run XXX -bench Python100k -benchtime 1x
 func BenchmarkPython100k(b *testing.B) {
-	const n = 100000
-	dir := b.TempDir()
-	path := filepath.Join(dir, "add.mf")
-	src := "job add\n\nenv local { workers = 2 }\n\nfunc add(x, y) = python(\"add.py\")\n\nparams map(1..100000, ({x: #, y: #}))\n\ncombine sum(results)\n"
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "add.py"), []byte("def add(x, y):\n    return x + y\n"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	job, err := lang.Load(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	env, err := job.DefaultEnv("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total time.Duration
-	for i := 0; b.Loop(); i++ {
-		cat, err := catalog.Open(filepath.Join(dir, "catalog-"+strconv.Itoa(i)+".db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		start := time.Now()
-		rep, err := rt.Run(context.Background(), cat, New(Config{}), job, env, rt.Options{})
-		total += time.Since(start)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rep.Status != rt.Completed || rep.NumTasks != n || rep.Combined != n*(n+1) {
-			b.Fatalf("status %s, %d tasks, combined %v", rep.Status, rep.NumTasks, rep.Combined)
-		}
-		cat.Close()
-	}
-	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "tasks/s")
+	benchmarkJob(b, 100000, "job add\n\nenv local { workers = 2 }\n\nfunc add(x, y) = python(\"add.py\")\n\n"+
+		"params map(1..100000, ({x: #, y: #}))\n\ncombine sum(results)\n",
+		map[string][]byte{"add.py": []byte("def add(x, y):\n    return x + y\n")})
 }

@@ -160,7 +160,10 @@ func wrapArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // openCatalog opens the catalog for reading and writing.
 func (a *app) openCatalog() (*catalog.Catalog, error) {
-	path, err := a.resolveCatalogPath()
+	return openCatalogAt(a.resolveCatalogPath())
+}
+
+func openCatalogAt(path string, err error) (*catalog.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -174,15 +177,7 @@ func (a *app) openCatalog() (*catalog.Catalog, error) {
 // openExistingCatalog opens the catalog for a command that reads it (and may mark a job in
 // it): one that does not exist is an error, not a new empty file with its directory.
 func (a *app) openExistingCatalog() (*catalog.Catalog, error) {
-	path, err := a.existingCatalogPath()
-	if err != nil {
-		return nil, err
-	}
-	cat, err := catalog.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open catalog: %w", err)
-	}
-	return cat, nil
+	return openCatalogAt(a.existingCatalogPath())
 }
 
 // existingCatalogPath is the catalog's path, or an error when no file is there.
