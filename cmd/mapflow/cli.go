@@ -84,6 +84,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case isUsageError(err):
 		code = exitBadInput
 	}
+	if code == exitFailed && ctx.Err() != nil {
+		code = exitCanceled // interrupted: Ctrl-C or SIGTERM
+	}
 	if msg := err.Error(); msg != "" {
 		if errors.As(err, &diags) {
 			fmt.Fprintln(stderr, msg)

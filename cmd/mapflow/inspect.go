@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -155,24 +157,42 @@ func (a *app) metricsCommand() *cobra.Command {
 		Short: "Print the per-task table: task_name, status, start_time, run_time, exception, exception_message, exception_traceback",
 		Args:  cobra.ExactArgs(1),
 		RunE: a.withJob(func(cmd *cobra.Command, args []string, cat *catalog.Catalog, row *catalog.Job) error {
-			t := &table{cols: metricsCols, numeric: map[string]bool{"run_time": true}}
-			err := cat.Tasks(cmd.Context(), row.ID, func(task *catalog.Task) error {
-				runTime := ""
+			// Rows go out as they are read: a job of a million tasks is never held whole.
+			w := bufio.NewWriterSize(a.stdout, 64<<10)
+			defer w.Flush()
+			out, err := newRowWriter(w, format, "")
+			if err != nil {
+				return err
+			}
+			if err := out.header(metricsCols); err != nil {
+				return err
+			}
+			vals := make([]any, len(metricsCols))
+			err = cat.Tasks(cmd.Context(), row.ID, func(task *catalog.Task) error {
+				var runTime any
 				if !task.Start.IsZero() && !task.End.IsZero() {
-					runTime = formatSeconds(task.End.Sub(task.Start))
+					runTime = json.Number(formatSeconds(task.End.Sub(task.Start)))
 				}
-				t.rows = append(t.rows, []string{task.Name, task.Status, formatTime(task.Start), runTime,
-					task.Exception, task.Message, task.Traceback})
-				return nil
+				vals[0], vals[1], vals[2], vals[3] = task.Name, task.Status, nullIfEmpty(formatTime(task.Start)), runTime
+				vals[4], vals[5], vals[6] = nullIfEmpty(task.Exception), nullIfEmpty(task.Message), nullIfEmpty(task.Traceback)
+				return out.row(vals)
 			})
 			if err != nil {
 				return err
 			}
-			return t.write(a.stdout, format)
+			return out.end()
 		}),
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table, csv or json")
 	return cmd
+}
+
+// nullIfEmpty is nil for "": an empty cell, null in JSON.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func (a *app) jobsCommand() *cobra.Command {

@@ -30,17 +30,10 @@ func (a *app) sqlCommand() *cobra.Command {
 		Short: "Run a read-only SQL query over the catalog (tables: jobs, tasks, task_attempts, logs)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out rowWriter
 			w := bufio.NewWriterSize(a.stdout, 64<<10)
-			switch format {
-			case "", "table":
-				out = &tableRows{w: w}
-			case "csv":
-				out = &csvRows{w: csv.NewWriter(w)}
-			case "json":
-				out = &jsonRows{w: w}
-			default:
-				return usageErr("unknown format %q: use table, csv or json", format)
+			out, err := newRowWriter(w, format, "NULL")
+			if err != nil {
+				return err
 			}
 			path, err := a.existingCatalogPath()
 			if err != nil {
@@ -80,18 +73,32 @@ func (a *app) sqlCommand() *cobra.Command {
 	return cmd
 }
 
-// rowWriter prints query rows as they come.
+// rowWriter prints rows as they come.
 type rowWriter interface {
 	header(cols []string) error
 	row(vals []any) error
 	end() error
 }
 
-// sqlCell prints one SQL value; NULL prints as NULL.
-func sqlCell(v any) string {
+// newRowWriter prints rows to w in the named format (table, csv or json); null is how a nil
+// value reads in a table or CSV.
+func newRowWriter(w io.Writer, format, null string) (rowWriter, error) {
+	switch format {
+	case "", "table":
+		return &tableRows{w: w, null: null}, nil
+	case "csv":
+		return &csvRows{w: csv.NewWriter(w), null: null}, nil
+	case "json":
+		return &jsonRows{w: w}, nil
+	}
+	return nil, usageErr("unknown format %q: use table, csv or json", format)
+}
+
+// sqlCell prints one SQL value; a nil prints as null.
+func sqlCell(v any, null string) string {
 	switch x := v.(type) {
 	case nil:
-		return "NULL"
+		return null
 	case []byte:
 		return string(x)
 	case float64:
@@ -120,6 +127,7 @@ func nonFinite(f float64) (string, bool) {
 // tableRows aligns columns: their widths come from the header and the first tableSample rows.
 type tableRows struct {
 	w      io.Writer
+	null   string
 	cols   []string
 	sample [][]string
 	widths []int
@@ -133,7 +141,7 @@ func (t *tableRows) header(cols []string) error {
 func (t *tableRows) row(vals []any) error {
 	cells := make([]string, len(vals))
 	for i, v := range vals {
-		cells[i] = oneLine(sqlCell(v))
+		cells[i] = oneLine(sqlCell(v, t.null))
 	}
 	if t.widths != nil {
 		return t.print(cells)
@@ -188,14 +196,17 @@ func (t *tableRows) end() error {
 	return nil
 }
 
-type csvRows struct{ w *csv.Writer }
+type csvRows struct {
+	w    *csv.Writer
+	null string
+}
 
 func (c *csvRows) header(cols []string) error { return c.w.Write(cols) }
 
 func (c *csvRows) row(vals []any) error {
 	cells := make([]string, len(vals))
 	for i, v := range vals {
-		cells[i] = sqlCell(v)
+		cells[i] = sqlCell(v, c.null)
 	}
 	return c.w.Write(cells)
 }
