@@ -95,6 +95,11 @@ func (v *nameVisitor) Visit(node *ast.Node) {
 		}
 	case *ast.VariableDeclaratorNode:
 		v.declared[n.Name] = true
+	case *ast.PredicateNode:
+		// A predicate runs once per element, and reduce feeds it its own result: string
+		// concatenation there could double a string forty times past the memory budget,
+		// which expr-lang does not count. + inside a predicate checks the size it makes.
+		ast.Walk(&n.Node, addPatcher{})
 	case *ast.BinaryNode:
 		if n.Operator == "/" {
 			callee := &ast.IdentifierNode{Value: "__div"}
@@ -105,11 +110,39 @@ func (v *nameVisitor) Visit(node *ast.Node) {
 	}
 }
 
+// addPatcher makes each + a call of __add, which refuses a string past maxString.
+type addPatcher struct{}
+
+func (addPatcher) Visit(node *ast.Node) {
+	if n, ok := (*node).(*ast.BinaryNode); ok && n.Operator == "+" {
+		callee := &ast.IdentifierNode{Value: "__add"}
+		callee.SetLocation(n.Location())
+		ast.Patch(node, &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Left, n.Right}})
+	}
+}
+
+// add is + with a bound on the strings it makes.
+func add(args ...any) (any, error) {
+	if len(args) != 2 {
+		return nil, &evalFail{"TypeError", "+ needs two operands"}
+	}
+	if a, ok := args[0].(string); ok {
+		if b, ok := args[1].(string); ok {
+			if len(a)+len(b) > maxString {
+				return nil, &evalFail{"MemoryError", fmt.Sprintf("+ would build a string of %d bytes, more than %d MiB", len(a)+len(b), maxString>>20)}
+			}
+			return a + b, nil
+		}
+	}
+	return exprrt.Add(args[0], args[1]), nil
+}
+
 func exprOptions(v *nameVisitor, kind exprKind) []expr.Option {
 	opts := []expr.Option{
 		expr.AllowUndefinedVariables(),
 		expr.Patch(v),
 		expr.Function("__div", divide),
+		expr.Function("__add", add),
 		expr.Function("exec", execCommand),
 		expr.Function("python", notEvaluated),
 		expr.Function("serve", notEvaluated),
