@@ -123,9 +123,11 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	if err != nil {
 		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
 	}
-	// The tasks the dead driver was running may have left processes: they go before their
-	// tasks run again beside them.
-	KillStray(row.ID)
+	// The tasks the dead driver was running here may have left processes: they go before
+	// their tasks run again beside them. (Remote work goes on without its driver, on purpose.)
+	if _, remote := b.(Reattacher); !remote {
+		KillStray(row.ID)
+	}
 
 	var earlier doneSet
 	err = cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {

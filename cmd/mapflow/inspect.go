@@ -378,7 +378,9 @@ func (a *app) cancelCommand() *cobra.Command {
 				return err
 			}
 			// And what its local tasks left running.
-			rt.KillStray(row.ID)
+			if row.EnvKind == "local" {
+				rt.KillStray(row.ID)
+			}
 			n, err := cat.CancelUnfinished(ctx, row.ID, time.Now())
 			if err != nil {
 				return err
