@@ -19,6 +19,8 @@ import (
 const (
 	// DefaultPoll is how often the driver looks for new results.
 	DefaultPoll = 250 * time.Millisecond
+	// minGuidedChunk is the smallest chunk guided scheduling makes.
+	minGuidedChunk = 8
 	// stageDelay is how long a partly filled chunk waits for more tasks before it is staged,
 	// so that a slow planner still feeds the workers.
 	stageDelay = 200 * time.Millisecond
@@ -91,14 +93,21 @@ func (d *Driver) Stage(ctx context.Context, job *lang.Job, env *lang.Env) error 
 // the workers to stop), or Watch fails. Call Stage first, and start the workers.
 func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
 	size := d.ChunkSize
+	known := 0 // the job's task count, when the params know it
 	if size <= 0 {
 		size = 500
 		switch {
 		case job.Func.IsExec():
 			size = 8
 		case job.Func.WarmFunc() != nil:
-			// A Python function is anything from microseconds to hours.
+			// A Python function is anything from microseconds to hours: chunks of up to 500
+			// tasks, smaller and smaller towards the job's end when its size is known, so
+			// that no worker is left with a long tail of slow tasks (guided scheduling);
+			// 50 when it is not known.
 			size = 50
+			if n, ok := job.Params.Count(); ok {
+				size, known = 500, n
+			}
 		}
 	}
 	poll := d.Poll
@@ -108,7 +117,7 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	staged := make(chan int, 1) // tasks staged so far, sent when planning ends
 	stageErr := make(chan error, 1)
 	chunks := 0 // chunks staged; read once stageErr says the staging ended
-	go func() { stageErr <- d.stage(ctx, tasks, size, staged, &chunks) }()
+	go func() { stageErr <- d.stage(ctx, tasks, size, known, staged, &chunks) }()
 
 	seen := map[string]bool{}
 	done := map[int]bool{}
@@ -160,12 +169,21 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 // gathered in batches (until size × Workers tasks, stageDelay, or the end of the params) and
 // each batch is cut into at least Workers chunks of at most size tasks, so that a small job
 // still spreads over every worker and a large one is claimed in large pieces.
-func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, staged chan<- int, chunks *int) error {
+func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, total int, staged chan<- int, chunks *int) error {
 	workers := max(d.Workers, 1)
 	var batch []taskLine
 	n, count := 0, 0
 	defer func() { *chunks = n }()
+	// size is the chunk size for the tasks staged next: maxSize, or with total known, what is
+	// left split among twice the workers, at least minGuidedChunk.
+	size := func() int {
+		if total <= 0 {
+			return maxSize
+		}
+		return max(min((total-count)/(2*workers), maxSize), minGuidedChunk)
+	}
 	flush := func() error {
+		size := size()
 		chunks := max(min(workers, len(batch)), (len(batch)+size-1)/size)
 		for i := range chunks {
 			part := batch[len(batch)*i/chunks : len(batch)*(i+1)/chunks]
@@ -208,7 +226,7 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, size int, stag
 				}
 			}
 			batch = append(batch, taskLine{Index: t.Index, Name: t.Name, Attempt: t.Attempt, Params: params})
-			if len(batch) >= size*workers {
+			if len(batch) >= size()*workers {
 				timer.Stop()
 				if err := flush(); err != nil {
 					return err
