@@ -146,8 +146,6 @@ func exprOptions(v *nameVisitor, kind exprKind) []expr.Option {
 		expr.Function("exec", execCommand),
 		expr.Function("python", notEvaluated),
 		expr.Function("serve", notEvaluated),
-		expr.DisableBuiltin("repeat"),
-		expr.Function("repeat", repeatString, strings.Repeat),
 	}
 	if kind == kindParams {
 		// A literal list of parameter sets may be long; the file's size bounds it, and the
@@ -340,7 +338,7 @@ func (e *Expr) posAt(runeOff int) Pos {
 }
 
 // ownFunctions are the functions mapflow adds to expr-lang's.
-var ownFunctions = []string{"exec", "python", "serve", "repeat"}
+var ownFunctions = []string{"exec", "python", "serve"}
 
 func whereKind(kind exprKind) string {
 	if kind == kindCombine {
@@ -468,26 +466,30 @@ func isPythonName(s string) bool {
 	return true
 }
 
-// repeatString is expr-lang's repeat(s, n), refusing a result past maxString before it is made.
-func repeatString(args ...any) (any, error) {
-	if len(args) != 2 {
-		return nil, &evalFail{"TypeError", fmt.Sprintf("repeat takes a string and a count, got %d arguments", len(args))}
-	}
-	s, ok := args[0].(string)
+// expr-lang's repeat(s, n) builds its string, then counts its bytes against the VM's budget:
+// repeat(repeat("ab", 100000), 100000) asked for 20 GB before any count. It is wrapped once, for
+// every expression, to refuse a string past maxString before building it; the VM then counts
+// what it builds, so that a million calls of it in a map add up against the budget.
+func init() {
+	id, ok := builtin.Index["repeat"]
 	if !ok {
-		return nil, &evalFail{"TypeError", fmt.Sprintf("repeat needs a string, got %s", valueType(args[0]))}
+		return
 	}
-	n, ok := args[1].(int)
-	if !ok {
-		return nil, &evalFail{"TypeError", fmt.Sprintf("repeat needs an integer count, got %s", valueType(args[1]))}
+	f := builtin.Builtins[id]
+	safe := f.Safe
+	if safe == nil {
+		return
 	}
-	if n < 0 {
-		return nil, &evalFail{"ValueError", fmt.Sprintf("repeat count %d is negative", n)}
+	f.Safe = func(args ...any) (any, uint, error) {
+		if len(args) == 2 {
+			s, ok1 := args[0].(string)
+			n, ok2 := args[1].(int)
+			if ok1 && ok2 && len(s) > 0 && n > maxString/len(s) {
+				return nil, 0, &evalFail{"MemoryError", fmt.Sprintf("repeat would build a string of %d bytes, more than %d MiB", uint64(len(s))*uint64(n), maxString>>20)}
+			}
+		}
+		return safe(args...)
 	}
-	if len(s) > 0 && n > maxString/len(s) {
-		return nil, &evalFail{"MemoryError", fmt.Sprintf("repeat would build a string of %d bytes, more than %d MiB", uint64(len(s))*uint64(n), maxString>>20)}
-	}
-	return strings.Repeat(s, n), nil
 }
 
 // notEvaluated stands for python(...) and serve(...) in expr-lang's type check; the runtime
