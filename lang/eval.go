@@ -471,6 +471,7 @@ func isPythonName(s string) bool {
 // every expression, to refuse a string past maxString before building it; the VM then counts
 // what it builds, so that a million calls of it in a map add up against the budget.
 func init() {
+	guardReplace()
 	id, ok := builtin.Index["repeat"]
 	if !ok {
 		return
@@ -489,6 +490,39 @@ func init() {
 			}
 		}
 		return safe(args...)
+	}
+}
+
+// guardReplace wraps expr-lang's replace(s, old, new) to refuse a result past maxString before
+// building it: with an empty old, strings.ReplaceAll puts new between every two characters.
+func guardReplace() {
+	id, ok := builtin.Index["replace"]
+	if !ok {
+		return
+	}
+	f := builtin.Builtins[id]
+	fn := f.Func
+	if fn == nil {
+		return
+	}
+	f.Func = func(args ...any) (any, error) {
+		if len(args) >= 3 {
+			s, ok1 := args[0].(string)
+			old, ok2 := args[1].(string)
+			repl, ok3 := args[2].(string)
+			if ok1 && ok2 && ok3 {
+				n := strings.Count(s, old)
+				if len(args) == 4 {
+					if limit, ok := args[3].(int); ok && limit >= 0 && limit < n {
+						n = limit
+					}
+				}
+				if grow := len(repl) - len(old); grow > 0 && n > 0 && n > (maxString-len(s))/grow {
+					return nil, &evalFail{"MemoryError", fmt.Sprintf("replace would build a string of more than %d MiB", maxString>>20)}
+				}
+			}
+		}
+		return fn(args...)
 	}
 }
 
