@@ -46,11 +46,14 @@ const maxString = 64 << 20
 type compiled struct {
 	program *vm.Program
 	uses    map[string]bool // the variables the expression refers to
+	// counted: + inside a predicate counts the strings it builds in a "__mem" variable,
+	// which each evaluation gives it (see withMem)
 	exec    bool            // the body is an exec(...) call
 	src     []byte          // the whole job file, for tracebacks
 	where   string          // "func add(x, y)", "params", "combine"
 	budget  uint
 	stream  *rangeStream // for params of the form map(A..B, ...); nil otherwise
+	counted bool
 }
 
 // evalFail is an error raised by the functions mapflow adds to expr-lang, already classified.
@@ -71,6 +74,7 @@ type nameVisitor struct {
 	execs    []*ast.CallNode
 	warms    []*ast.CallNode // python(...) and serve(...)
 	root     ast.Node
+	counted  bool // a + inside a predicate was made a counted __add
 }
 
 func (v *nameVisitor) Visit(node *ast.Node) {
@@ -99,7 +103,9 @@ func (v *nameVisitor) Visit(node *ast.Node) {
 		// A predicate runs once per element, and reduce feeds it its own result: string
 		// concatenation there could double a string forty times past the memory budget,
 		// which expr-lang does not count. + inside a predicate checks the size it makes.
-		ast.Walk(&n.Node, addPatcher{})
+		p := &addPatcher{}
+		ast.Walk(&n.Node, p)
+		v.counted = v.counted || p.patched
 	case *ast.BinaryNode:
 		if n.Operator == "/" {
 			callee := &ast.IdentifierNode{Value: "__div"}
@@ -110,26 +116,55 @@ func (v *nameVisitor) Visit(node *ast.Node) {
 	}
 }
 
-// addPatcher makes each + a call of __add, which refuses a string past maxString.
-type addPatcher struct{}
+// addPatcher makes each + a call __add(a, b, __mem), which refuses a string past maxString
+// and counts what it builds in the evaluation's __mem.
+type addPatcher struct{ patched bool }
 
-func (addPatcher) Visit(node *ast.Node) {
+func (p *addPatcher) Visit(node *ast.Node) {
 	if n, ok := (*node).(*ast.BinaryNode); ok && n.Operator == "+" {
 		callee := &ast.IdentifierNode{Value: "__add"}
 		callee.SetLocation(n.Location())
-		ast.Patch(node, &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Left, n.Right}})
+		mem := &ast.IdentifierNode{Value: memVar}
+		mem.SetLocation(n.Location())
+		ast.Patch(node, &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Left, n.Right, mem}})
+		p.patched = true
 	}
+}
+
+// memVar is the variable through which an evaluation's string budget reaches __add.
+const memVar = "__mem"
+
+// maxStringBytes bounds the bytes of the strings + builds in predicates in one evaluation.
+const maxStringBytes = 256 << 20
+
+// stringBudget counts the bytes of the strings built in one evaluation.
+type stringBudget struct{ used int }
+
+// withMem returns env with a fresh string budget in it, for an expression that counts.
+func withMem(env map[string]any) map[string]any {
+	out := make(map[string]any, len(env)+1)
+	for k, v := range env {
+		out[k] = v
+	}
+	out[memVar] = &stringBudget{}
+	return out
 }
 
 // add is + with a bound on the strings it makes.
 func add(args ...any) (any, error) {
-	if len(args) != 2 {
+	if len(args) != 3 {
 		return nil, &evalFail{"TypeError", "+ needs two operands"}
 	}
 	if a, ok := args[0].(string); ok {
 		if b, ok := args[1].(string); ok {
-			if len(a)+len(b) > maxString {
-				return nil, &evalFail{"MemoryError", fmt.Sprintf("+ would build a string of %d bytes, more than %d MiB", len(a)+len(b), maxString>>20)}
+			n := len(a) + len(b)
+			if n > maxString {
+				return nil, &evalFail{"MemoryError", fmt.Sprintf("+ would build a string of %d bytes, more than %d MiB", n, maxString>>20)}
+			}
+			if mem, ok := args[2].(*stringBudget); ok {
+				if mem.used += n; mem.used > maxStringBytes {
+					return nil, &evalFail{"MemoryError", fmt.Sprintf("+ built more than %d MiB of strings", maxStringBytes>>20)}
+				}
 			}
 			return a + b, nil
 		}
@@ -243,7 +278,7 @@ func (c *checker) compile(n *exprNode, kind exprKind, fn *Func) *Expr {
 		return e
 	}
 	budget := uint(exprBudget)
-	e.compiled = &compiled{program: program, uses: uses, exec: isExec, src: c.f.Source, where: where, budget: budget}
+	e.compiled = &compiled{program: program, uses: uses, exec: isExec, src: c.f.Source, where: where, budget: budget, counted: v.counted}
 	if kind == kindParams {
 		e.compiled.stream = compileRangeStream(e.Text, v.root, func(nv *nameVisitor) []expr.Option { return exprOptions(nv, kind) })
 	}
@@ -551,6 +586,9 @@ func (e *Expr) Eval(vars map[string]any) (any, error) {
 	if vars != nil {
 		env = vars
 	}
+	if e.compiled.counted {
+		env = withMem(vars)
+	}
 	out, err := m.Run(e.compiled.program, env)
 	if err != nil {
 		return nil, e.evalError(err)
@@ -832,7 +870,11 @@ func (c *Caller) Call(params map[string]any) (any, error) {
 			return nil, c.f.Body.newEvalError("KeyError", fmt.Sprintf("parameter %q is missing from this parameter set", p), c.f.Pos)
 		}
 	}
-	out, err := c.vm.Run(c.f.Body.compiled.program, params)
+	var env any = params
+	if c.f.Body.compiled.counted {
+		env = withMem(params)
+	}
+	out, err := c.vm.Run(c.f.Body.compiled.program, env)
 	if err != nil {
 		return nil, c.f.Body.evalError(err)
 	}

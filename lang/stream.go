@@ -140,6 +140,9 @@ func (e *Expr) eachStreamed(s *rangeStream, fn func(int, any) error) (ok bool, e
 	env := map[string]any{}
 	for start := lo; start <= hi; start += streamChunk {
 		env["__lo"], env["__hi"] = start, min(start+streamChunk-1, hi)
+		if e.compiled.counted {
+			env[memVar] = &stringBudget{}
+		}
 		m := vm.VM{MemoryBudget: e.compiled.budget}
 		out, err := m.Run(s.body, env)
 		if err != nil {
