@@ -46,13 +46,13 @@ const maxString = 64 << 20
 type compiled struct {
 	program *vm.Program
 	uses    map[string]bool // the variables the expression refers to
-	// counted: + inside a predicate counts the strings it builds in a "__mem" variable,
-	// which each evaluation gives it (see withMem)
-	exec    bool   // the body is an exec(...) call
-	src     []byte // the whole job file, for tracebacks
-	where   string // "func add(x, y)", "params", "combine"
+	exec    bool            // the body is an exec(...) call
+	src     []byte          // the whole job file, for tracebacks
+	where   string          // "func add(x, y)", "params", "combine"
 	budget  uint
 	stream  *rangeStream // for params of the form map(A..B, ...); nil otherwise
+	// counted: + inside a predicate counts the strings it builds in a "__mem" variable,
+	// which each evaluation gives it (see withMem)
 	counted bool
 }
 
