@@ -61,7 +61,7 @@ func check(f *File, staged bool) (*Job, error) {
 		dir = abs
 	}
 	c := &checker{f: f, dir: dir, first: map[string]Pos{}, misspelled: map[string]bool{}, staged: staged}
-	name := strings.TrimSuffix(filepath.Base(f.Filename), ".mf")
+	name := defaultJobName(f.Filename)
 	c.job = &Job{Name: name, Filename: f.Filename, Source: f.Source}
 
 	// The func comes first: params and lint warnings need its parameter names.
@@ -147,6 +147,10 @@ func (c *checker) once(kind string, pos Pos) bool {
 
 func (c *checker) checkJob(j *jobStmt) {
 	if j.Name != nil {
+		if !validJobName(j.Name.Name) {
+			c.errorf(j.Name.Pos, "a job name is up to 100 letters, digits, _, - and .", "job name %.20q... is too long", j.Name.Name)
+			return
+		}
 		c.job.Name = j.Name.Name
 		return
 	}
@@ -161,6 +165,25 @@ func (c *checker) checkJob(j *jobStmt) {
 	default:
 		c.job.Name = name
 	}
+}
+
+// defaultJobName is the job's name when the file names none: the file's base name without .mf,
+// made a valid job name ("my job;rm.mf" runs as my_job_rm).
+func defaultJobName(filename string) string {
+	b := []byte(strings.TrimSuffix(filepath.Base(filename), ".mf"))
+	for i, c := range b {
+		if !(c == '_' || c == '-' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	name := strings.TrimLeft(string(b), ".-")
+	if len(name) > 100 {
+		name = name[:100]
+	}
+	if name == "" {
+		return "job"
+	}
+	return name
 }
 
 // validJobName tells whether name may name a job: it becomes part of file and directory names.

@@ -31,6 +31,9 @@ const (
 	kindCombine
 )
 
+// errTooLarge says a result holds more values than a task's result may.
+const errTooLarge = "the result holds more than 10,000,000 values (a list inside it many times over, say)"
+
 // exprBudget is the memory budget of expr-lang's VM (its unit is roughly one allocated
 // element, of some tens of bytes) for every expression: the function, params and the combiner
 // alike. A budget of 2^34 for params and combiners let `combine map(1..10000000000, #)` take the
@@ -183,9 +186,10 @@ func exprOptions(v *nameVisitor, kind exprKind) []expr.Option {
 		expr.Function("serve", notEvaluated),
 	}
 	if kind == kindParams {
-		// A literal list of parameter sets may be long; the file's size bounds it, and the
-		// lexer bounds its nesting.
-		opts = append(opts, expr.MaxNodes(0))
+		// A params expression may be long (a list of sets that are not all literals; a list of
+		// literals is read without expr-lang); the bound keeps expr-lang's checker and
+		// compiler, which recurse over the tree, within their stack.
+		opts = append(opts, expr.MaxNodes(maxParamsNodes))
 	}
 	return opts
 }
@@ -302,6 +306,9 @@ func (e *Expr) compileDiagnostic(err error, where string) Diagnostic {
 	if msg == "" {
 		msg = "syntax error"
 	}
+	if strings.Contains(msg, "exceeds maximum allowed nodes") {
+		msg, detail = "the "+where+" expression is too large", `write the parameter sets in a params file (params file "sets.jsonl"), or as literals only`
+	}
 	return Diagnostic{Pos: pos, Summary: lowerFirst(msg), Detail: detail}
 }
 
@@ -371,6 +378,9 @@ func (e *Expr) posAt(runeOff int) Pos {
 	}
 	return p
 }
+
+// maxParamsNodes bounds the syntax tree of a params expression.
+const maxParamsNodes = 200000
 
 // ownFunctions are the functions mapflow adds to expr-lang's.
 var ownFunctions = []string{"exec", "python", "serve"}
@@ -592,6 +602,9 @@ func (e *Expr) Eval(vars map[string]any) (any, error) {
 	out, err := m.Run(e.compiled.program, env)
 	if err != nil {
 		return nil, e.evalError(err)
+	}
+	if tooLarge(out) {
+		return nil, e.newEvalError("MemoryError", errTooLarge, e.Pos)
 	}
 	return normalize(out), nil
 }
@@ -877,6 +890,9 @@ func (c *Caller) Call(params map[string]any) (any, error) {
 	out, err := c.vm.Run(c.f.Body.compiled.program, env)
 	if err != nil {
 		return nil, c.f.Body.evalError(err)
+	}
+	if tooLarge(out) {
+		return nil, c.f.Body.newEvalError("MemoryError", errTooLarge, c.f.Body.Pos)
 	}
 	return normalize(out), nil
 }

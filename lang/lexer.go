@@ -196,8 +196,23 @@ func lexAll(filename string, src []byte) ([]lexer.Token, error) {
 		s.toks = append(s.toks, lexer.Token{Type: tokNewline, Value: "", Pos: end})
 	}
 	s.toks = append(s.toks, lexer.EOFToken(end))
+	// A long run of operators (----1, not not not x) makes expr-lang's parser recurse once for
+	// each: a million of them overflow its stack.
+	run := 0
+	for _, t := range s.toks {
+		if t.Type == tokPunct || (t.Type == tokIdent && t.Value == "not") {
+			if run++; run > maxOperatorRun {
+				return nil, &lexError{msg: fmt.Sprintf("more than %d operators in a row", maxOperatorRun), detail: "write the expression another way", pos: t.Pos}
+			}
+			continue
+		}
+		run = 0
+	}
 	return s.toks, nil
 }
+
+// maxOperatorRun bounds a run of operator tokens.
+const maxOperatorRun = 1000
 
 func isIdentStart(c byte) bool {
 	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')

@@ -188,7 +188,7 @@ func (p *Params) ValidateFile(ctx context.Context) error {
 		err = p.eachJSONLine(func(text []byte, line int) error {
 			// A line that is valid JSON and starts with { is one object: decodeObject
 			// takes it. Checking so costs a tenth of decoding it.
-			if text[0] != '{' || !json.Valid(text) {
+			if text[0] != '{' || !json.Valid(text) || hasExponent(text) {
 				if _, perr := decodeObject(text); perr != "" {
 					return p.lineError(line, "%s", perr)
 				}
@@ -297,7 +297,43 @@ func decodeObject(text []byte) (map[string]any, string) {
 	if !ok {
 		return nil, fmt.Sprintf("line is %s, want a JSON object like {\"x\": 1}", article(valueType(normalizeJSON(v))))
 	}
-	return normalizeJSON(set).(map[string]any), ""
+	set = normalizeJSON(set).(map[string]any)
+	if hasInf(set) {
+		return nil, "a number on the line is too large for a float (like 1e999)"
+	}
+	return set, ""
+}
+
+// hasInf tells whether v holds an infinity, which JSON cannot carry on to a task.
+func hasInf(v any) bool {
+	switch x := v.(type) {
+	case float64:
+		return math.IsInf(x, 0)
+	case []any:
+		for _, e := range x {
+			if hasInf(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if hasInf(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasExponent tells whether a line may hold a number with an exponent (a digit and then e or
+// E), which json.Valid accepts however large it is.
+func hasExponent(text []byte) bool {
+	for i := 1; i < len(text); i++ {
+		if (text[i] == 'e' || text[i] == 'E') && isDigit(text[i-1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // normalizeJSON turns json.Numbers into int or float64, in place.

@@ -148,6 +148,9 @@ func (e *Expr) eachStreamed(s *rangeStream, fn func(int, any) error) (ok bool, e
 		if err != nil {
 			return true, e.evalError(err)
 		}
+		if tooLarge(out) {
+			return true, e.newEvalError("MemoryError", errTooLarge, e.Pos)
+		}
 		list, _ := normalize(out).([]any)
 		for _, el := range list {
 			if err := fn(index, el); err != nil {

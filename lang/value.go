@@ -10,6 +10,37 @@ import (
 // Command, for exec bodies). expr-lang can produce other types, like []int from 1..3 or
 // time.Time from now(). Lists and objects are fixed in place: the conversions keep their JSON
 // unchanged, so sharing them is harmless.
+// maxValues bounds the values a result holds, counting a list or object each time it is
+// reached: reduce(1..40, [#acc, #acc], 1) builds 40 lists, but a result of 2^40 values.
+const maxValues = exprBudget
+
+// tooLarge tells whether v holds more than maxValues values, walking no further than that.
+func tooLarge(v any) bool {
+	n := 0
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		if n++; n > maxValues {
+			return false
+		}
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				if !walk(e) {
+					return false
+				}
+			}
+		case map[string]any:
+			for _, e := range x {
+				if !walk(e) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return !walk(v)
+}
+
 func normalize(v any) any {
 	switch x := v.(type) {
 	case nil, bool, int, float64, string, Command:

@@ -164,6 +164,10 @@ type warmSlot struct {
 	inflight  []flight
 	avg       time.Duration // moving average of a task's time
 	buf       []byte
+	// lastDone is the task whose response came last (when answered), so that a second
+	// response for it is passed over rather than taken for the next task's.
+	lastDone int
+	answered bool
 }
 
 func (s *warmSlot) window() int {
@@ -411,15 +415,21 @@ func (s *warmSlot) respond(line respLine, r Reporter) {
 	head := s.inflight[0]
 	msg, err := decodeResponse(line)
 	if err == nil && *msg.Index != head.t.Index {
+		if s.answered && *msg.Index == s.lastDone {
+			return // a second response for the task before (its function wrote one itself)
+		}
 		err = fmt.Errorf("a response for task %d while task %d ran", *msg.Index, head.t.Index)
 	}
+	s.lastDone, s.answered = head.t.Index, true
 	if err != nil {
-		// The protocol is broken: the process cannot be trusted with the tasks after this one.
-		p.kill()
+		// A line that is not the protocol fails the task it came for; the process goes on
+		// with the tasks it was sent (they may have run already: sending them again would
+		// run them twice).
 		s.inflight = s.inflight[1:]
-		s.requeue()
-		s.proc = nil
-		out, errOut := s.output(p, true)
+		if len(s.inflight) > 0 {
+			s.inflight[0].start = line.at
+		}
+		out, errOut := s.output(p, false)
 		s.finish(head.t, head.attempt, head.start, line.at, &taskError{Type: "ProtocolError", Message: err.Error(),
 			Traceback: lastLines(errOut, stderrTailLines)}, &[2][]byte{out, errOut}, r)
 		return

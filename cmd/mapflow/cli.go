@@ -84,7 +84,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case isUsageError(err):
 		code = exitBadInput
 	}
-	if code == exitFailed && ctx.Err() != nil {
+	if ctx.Err() != nil {
 		code = exitCanceled // interrupted: Ctrl-C or SIGTERM
 	}
 	if msg := err.Error(); msg != "" {
