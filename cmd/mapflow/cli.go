@@ -189,7 +189,7 @@ func (a *app) existingCatalogPath() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if st, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) || (err == nil && st.Size() == 0) {
 		return "", &exitError{code: exitBadInput, err: fmt.Errorf(
 			"no catalog at %s (mapflow run makes it; --catalog or $MAPFLOW_CATALOG names another)", path)}
 	}

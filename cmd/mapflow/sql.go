@@ -18,9 +18,13 @@ import (
 	rt "github.com/mapflow/mapflow/runtime"
 )
 
-// tableSample is how many rows a table's column widths are measured on before rows are
-// printed; later rows are printed as they come, with those widths.
-const tableSample = 1000
+// tableSample is how many rows (and at most tableSampleBytes of their text) a table's column
+// widths are measured on before rows are printed; later rows are printed as they come, with
+// those widths.
+const (
+	tableSample      = 1000
+	tableSampleBytes = 16 << 20
+)
 
 func (a *app) sqlCommand() *cobra.Command {
 	var format string
@@ -126,11 +130,12 @@ func nonFinite(f float64) (string, bool) {
 
 // tableRows aligns columns: their widths come from the header and the first tableSample rows.
 type tableRows struct {
-	w      io.Writer
-	null   string
-	cols   []string
-	sample [][]string
-	widths []int
+	w           io.Writer
+	null        string
+	cols        []string
+	sample      [][]string
+	sampleBytes int
+	widths      []int
 }
 
 func (t *tableRows) header(cols []string) error {
@@ -147,7 +152,10 @@ func (t *tableRows) row(vals []any) error {
 		return t.print(cells)
 	}
 	t.sample = append(t.sample, cells)
-	if len(t.sample) == tableSample {
+	for _, c := range cells {
+		t.sampleBytes += len(c)
+	}
+	if len(t.sample) == tableSample || t.sampleBytes >= tableSampleBytes {
 		return t.flushSample()
 	}
 	return nil
