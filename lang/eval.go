@@ -517,6 +517,8 @@ func isPythonName(s string) bool {
 // what it builds, so that a million calls of it in a map add up against the budget.
 func init() {
 	guardReplace()
+	guardJoin()
+	guardResult("toJSON")
 	id, ok := builtin.Index["repeat"]
 	if !ok {
 		return
@@ -568,6 +570,57 @@ func guardReplace() {
 			}
 		}
 		return fn(args...)
+	}
+}
+
+// guardJoin wraps expr-lang's join(list, glue) to refuse a string past maxString before
+// building it: reduce(1..40, join([#acc, #acc]), "ab") doubles a string the VM does not count.
+func guardJoin() {
+	id, ok := builtin.Index["join"]
+	if !ok || builtin.Builtins[id].Func == nil {
+		return
+	}
+	f := builtin.Builtins[id]
+	fn := f.Func
+	f.Func = func(args ...any) (any, error) {
+		if len(args) >= 1 {
+			if list, ok := args[0].([]any); ok {
+				n := 0
+				if len(args) == 2 {
+					if glue, ok := args[1].(string); ok {
+						n = len(glue) * len(list)
+					}
+				}
+				for _, e := range list {
+					if s, ok := e.(string); ok {
+						n += len(s)
+					}
+				}
+				if n > maxString {
+					return nil, &evalFail{"MemoryError", fmt.Sprintf("join would build a string of %d bytes, more than %d MiB", n, maxString>>20)}
+				}
+			}
+		}
+		return fn(args...)
+	}
+}
+
+// guardResult wraps the expr-lang builtin name to refuse a string result past maxString: it may
+// be built (at most about twice its input), but goes no further, so that a reduce cannot double
+// it again and again.
+func guardResult(name string) {
+	id, ok := builtin.Index[name]
+	if !ok || builtin.Builtins[id].Func == nil {
+		return
+	}
+	f := builtin.Builtins[id]
+	fn := f.Func
+	f.Func = func(args ...any) (any, error) {
+		out, err := fn(args...)
+		if s, ok := out.(string); ok && err == nil && len(s) > maxString {
+			return nil, &evalFail{"MemoryError", fmt.Sprintf("%s built a string of %d bytes, more than %d MiB", name, len(s), maxString>>20)}
+		}
+		return out, err
 	}
 }
 

@@ -76,6 +76,8 @@ func FuzzJob(f *testing.F) {
 		"func f(x) = x\nparams [{x: 1}]\ncombine repeat(repeat(\"ab\", 100000), 100000)\n",
 		"func f(x) = repeat(\"x\", x)\nparams [{x: 100000000}]\n",
 		"func f(x) = len(reduce(1..40, #acc + #acc, \"ab\"))\nparams [{x: 1}]\n",
+		"func f(x) = len(reduce(1..40, join([#acc, #acc]), \"ab\"))\nparams [{x: 1}]\n",
+		"func f(x) = reduce(1..40, [#acc, #acc], x)\nparams [{x: 1}]\n",
 		"func f(x) = len(replace(repeat(\"a\", 100000), \"\", repeat(\"b\", 100000)))\nparams [{x: 1}]\n",
 		"func f(a, b) = a * b\nparams grid {a: 1..100000, b: 1..100000}\ncombine sum(results)\n",
 	} {
