@@ -184,11 +184,7 @@ func (s *warmSlot) run(ctx context.Context, tasks <-chan Task, r Reporter) {
 		for in != nil && len(s.pending)+len(s.inflight) < s.window() {
 			select {
 			case t, ok := <-in:
-				if !ok {
-					in = nil
-				} else {
-					s.accept(t, r)
-				}
+				s.take(t, ok, &in, r)
 				continue
 			default:
 			}
@@ -202,11 +198,7 @@ func (s *warmSlot) run(ctx context.Context, tasks <-chan Task, r Reporter) {
 			case <-ctx.Done():
 				return
 			case t, ok := <-in:
-				if !ok {
-					in = nil
-				} else {
-					s.accept(t, r)
-				}
+				s.take(t, ok, &in, r)
 			}
 			continue
 		}
@@ -240,6 +232,15 @@ func (s *warmSlot) run(ctx context.Context, tasks <-chan Task, r Reporter) {
 		}
 		s.wait(ctx, &in, r)
 	}
+}
+
+// take handles a receive from the backend's channel: a task, or the channel's end.
+func (s *warmSlot) take(t Task, ok bool, in *<-chan Task, r Reporter) {
+	if !ok {
+		*in = nil
+		return
+	}
+	s.accept(t, r)
 }
 
 // accept takes a task from the backend: a parameter set that lacks a parameter fails at once.
@@ -376,11 +377,7 @@ func (s *warmSlot) wait(ctx context.Context, in *<-chan Task, r Reporter) {
 	case <-ctx.Done():
 		s.killProc()
 	case t, ok := <-recv:
-		if !ok {
-			*in = nil
-		} else {
-			s.accept(t, r)
-		}
+		s.take(t, ok, in, r)
 	case line, ok := <-p.responses:
 		if !ok {
 			s.lost(r)
