@@ -2,6 +2,7 @@ package lang
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +33,7 @@ const (
 )
 
 // errTooLarge says a result holds more values than a task's result may.
-const errTooLarge = "the result holds more than 10,000,000 values (a list inside it many times over, say)"
+const errTooLarge = "the result holds more than 10,000,000 values (a list inside it many times over, say) or nests deeper than 10,000 levels"
 
 // exprBudget is the memory budget of expr-lang's VM (its unit is roughly one allocated
 // element, of some tens of bytes) for every expression: the function, params and the combiner
@@ -108,7 +109,15 @@ func (v *nameVisitor) Visit(node *ast.Node) {
 		// which expr-lang does not count. + inside a predicate checks the size it makes.
 		p := &addPatcher{}
 		ast.Walk(&n.Node, p)
-		v.counted = v.counted || p.patched
+		// Each turn of a predicate also looks whether the evaluation was stopped (Ctrl-C,
+		// a timeout): nested predicates over one list can turn 10^10 times without
+		// allocating, which the memory budget does not bound.
+		callee := &ast.IdentifierNode{Value: "__tick"}
+		callee.SetLocation(n.Node.Location())
+		mem := &ast.IdentifierNode{Value: memVar}
+		mem.SetLocation(n.Node.Location())
+		n.Node = &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Node, mem}}
+		v.counted = true
 	case *ast.BinaryNode:
 		if n.Operator == "/" {
 			callee := &ast.IdentifierNode{Value: "__div"}
@@ -134,23 +143,49 @@ func (p *addPatcher) Visit(node *ast.Node) {
 	}
 }
 
-// memVar is the variable through which an evaluation's string budget reaches __add.
+// memVar is the variable through which an evaluation's state reaches __add and __tick.
 const memVar = "__mem"
 
 // maxStringBytes bounds the bytes of the strings + builds in predicates in one evaluation.
 const maxStringBytes = 256 << 20
 
-// stringBudget counts the bytes of the strings built in one evaluation.
-type stringBudget struct{ used int }
+// evalState is what one evaluation carries through memVar: the bytes of the strings + built
+// in predicates, and the context whose end stops the evaluation.
+type evalState struct {
+	used int
+	ctx  context.Context
+	done <-chan struct{} // ctx.Done(); nil when the evaluation cannot be stopped
+}
 
-// withMem returns env with a fresh string budget in it, for an expression that counts.
-func withMem(env map[string]any) map[string]any {
+// withMem returns env with a fresh evalState in it, for an expression that counts.
+func withMem(ctx context.Context, env map[string]any) map[string]any {
 	out := make(map[string]any, len(env)+1)
 	for k, v := range env {
 		out[k] = v
 	}
-	out[memVar] = &stringBudget{}
+	out[memVar] = &evalState{ctx: ctx, done: ctx.Done()}
 	return out
+}
+
+// tick is called at each turn of a predicate with the turn's value, which it returns: it fails
+// the evaluation once its context has ended.
+func tick(args ...any) (any, error) {
+	if st, ok := args[1].(*evalState); ok && st.done != nil {
+		select {
+		case <-st.done:
+			return nil, stopped(st.ctx)
+		default:
+		}
+	}
+	return args[0], nil
+}
+
+// stopped is the failure of an evaluation whose context ended.
+func stopped(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &evalFail{"TimeoutError", "the evaluation ran past its time limit"}
+	}
+	return &evalFail{"Interrupted", "the evaluation was interrupted"}
 }
 
 // add is + with a bound on the strings it makes.
@@ -164,7 +199,7 @@ func add(args ...any) (any, error) {
 			if n > maxString {
 				return nil, &evalFail{"MemoryError", fmt.Sprintf("+ would build a string of %d bytes, more than %d MiB", n, maxString>>20)}
 			}
-			if mem, ok := args[2].(*stringBudget); ok {
+			if mem, ok := args[2].(*evalState); ok {
 				if mem.used += n; mem.used > maxStringBytes {
 					return nil, &evalFail{"MemoryError", fmt.Sprintf("+ built more than %d MiB of strings", maxStringBytes>>20)}
 				}
@@ -181,6 +216,7 @@ func exprOptions(v *nameVisitor, kind exprKind) []expr.Option {
 		expr.Patch(v),
 		expr.Function("__div", divide),
 		expr.Function("__add", add),
+		expr.Function("__tick", tick),
 		expr.Function("exec", execCommand),
 		expr.Function("python", notEvaluated),
 		expr.Function("serve", notEvaluated),
@@ -511,119 +547,6 @@ func isPythonName(s string) bool {
 	return true
 }
 
-// expr-lang's repeat(s, n) builds its string, then counts its bytes against the VM's budget:
-// repeat(repeat("ab", 100000), 100000) asked for 20 GB before any count. It is wrapped once, for
-// every expression, to refuse a string past maxString before building it; the VM then counts
-// what it builds, so that a million calls of it in a map add up against the budget.
-func init() {
-	guardReplace()
-	guardJoin()
-	guardResult("toJSON")
-	id, ok := builtin.Index["repeat"]
-	if !ok {
-		return
-	}
-	f := builtin.Builtins[id]
-	safe := f.Safe
-	if safe == nil {
-		return
-	}
-	f.Safe = func(args ...any) (any, uint, error) {
-		if len(args) == 2 {
-			s, ok1 := args[0].(string)
-			n, ok2 := args[1].(int)
-			if ok1 && ok2 && len(s) > 0 && n > maxString/len(s) {
-				return nil, 0, &evalFail{"MemoryError", fmt.Sprintf("repeat would build a string of %d bytes, more than %d MiB", uint64(len(s))*uint64(n), maxString>>20)}
-			}
-		}
-		return safe(args...)
-	}
-}
-
-// guardReplace wraps expr-lang's replace(s, old, new) to refuse a result past maxString before
-// building it: with an empty old, strings.ReplaceAll puts new between every two characters.
-func guardReplace() {
-	id, ok := builtin.Index["replace"]
-	if !ok {
-		return
-	}
-	f := builtin.Builtins[id]
-	fn := f.Func
-	if fn == nil {
-		return
-	}
-	f.Func = func(args ...any) (any, error) {
-		if len(args) >= 3 {
-			s, ok1 := args[0].(string)
-			old, ok2 := args[1].(string)
-			repl, ok3 := args[2].(string)
-			if ok1 && ok2 && ok3 {
-				n := strings.Count(s, old)
-				if len(args) == 4 {
-					if limit, ok := args[3].(int); ok && limit >= 0 && limit < n {
-						n = limit
-					}
-				}
-				if grow := len(repl) - len(old); grow > 0 && n > 0 && n > (maxString-len(s))/grow {
-					return nil, &evalFail{"MemoryError", fmt.Sprintf("replace would build a string of more than %d MiB", maxString>>20)}
-				}
-			}
-		}
-		return fn(args...)
-	}
-}
-
-// guardJoin wraps expr-lang's join(list, glue) to refuse a string past maxString before
-// building it: reduce(1..40, join([#acc, #acc]), "ab") doubles a string the VM does not count.
-func guardJoin() {
-	id, ok := builtin.Index["join"]
-	if !ok || builtin.Builtins[id].Func == nil {
-		return
-	}
-	f := builtin.Builtins[id]
-	fn := f.Func
-	f.Func = func(args ...any) (any, error) {
-		if len(args) >= 1 {
-			if list, ok := args[0].([]any); ok {
-				n := 0
-				if len(args) == 2 {
-					if glue, ok := args[1].(string); ok {
-						n = len(glue) * len(list)
-					}
-				}
-				for _, e := range list {
-					if s, ok := e.(string); ok {
-						n += len(s)
-					}
-				}
-				if n > maxString {
-					return nil, &evalFail{"MemoryError", fmt.Sprintf("join would build a string of %d bytes, more than %d MiB", n, maxString>>20)}
-				}
-			}
-		}
-		return fn(args...)
-	}
-}
-
-// guardResult wraps the expr-lang builtin name to refuse a string result past maxString: it may
-// be built (at most about twice its input), but goes no further, so that a reduce cannot double
-// it again and again.
-func guardResult(name string) {
-	id, ok := builtin.Index[name]
-	if !ok || builtin.Builtins[id].Func == nil {
-		return
-	}
-	f := builtin.Builtins[id]
-	fn := f.Func
-	f.Func = func(args ...any) (any, error) {
-		out, err := fn(args...)
-		if s, ok := out.(string); ok && err == nil && len(s) > maxString {
-			return nil, &evalFail{"MemoryError", fmt.Sprintf("%s built a string of %d bytes, more than %d MiB", name, len(s), maxString>>20)}
-		}
-		return out, err
-	}
-}
-
 // notEvaluated stands for python(...) and serve(...) in expr-lang's type check; the runtime
 // sends such a function's tasks to a worker process instead of evaluating it.
 func notEvaluated(args ...any) (any, error) {
@@ -641,8 +564,17 @@ var errNotCompiled = errors.New("expression was not compiled: check the file wit
 // Eval evaluates e with the given variables. Its result is JSON-like: nil, bool, int, float64,
 // string, []any or map[string]any. A failure is an *EvalError.
 func (e *Expr) Eval(vars map[string]any) (any, error) {
+	return e.EvalContext(context.Background(), vars)
+}
+
+// EvalContext is Eval that stops soon after ctx ends (at the next turn of a loop), failing
+// with Interrupted, or TimeoutError when ctx's deadline passed.
+func (e *Expr) EvalContext(ctx context.Context, vars map[string]any) (any, error) {
 	if e == nil || e.compiled == nil {
 		return nil, errNotCompiled
+	}
+	if ctx.Err() != nil {
+		return nil, e.evalError(stopped(ctx))
 	}
 	m := vm.VM{MemoryBudget: e.compiled.budget}
 	var env any
@@ -650,7 +582,7 @@ func (e *Expr) Eval(vars map[string]any) (any, error) {
 		env = vars
 	}
 	if e.compiled.counted {
-		env = withMem(vars)
+		env = withMem(ctx, vars)
 	}
 	out, err := m.Run(e.compiled.program, env)
 	if err != nil {
@@ -928,6 +860,11 @@ func (f *Func) IsExec() bool {
 // with a KeyError; keys the function does not take are ignored. The result is a JSON-like
 // value, or a Command for an exec(...) body. A failure is an *EvalError.
 func (c *Caller) Call(params map[string]any) (any, error) {
+	return c.CallContext(context.Background(), params)
+}
+
+// CallContext is Call that stops soon after ctx ends, as Expr.EvalContext does.
+func (c *Caller) CallContext(ctx context.Context, params map[string]any) (any, error) {
 	if c.f == nil || c.f.Body == nil || c.f.Body.compiled == nil {
 		return nil, errNotCompiled
 	}
@@ -938,7 +875,7 @@ func (c *Caller) Call(params map[string]any) (any, error) {
 	}
 	var env any = params
 	if c.f.Body.compiled.counted {
-		env = withMem(params)
+		env = withMem(ctx, params)
 	}
 	out, err := c.vm.Run(c.f.Body.compiled.program, env)
 	if err != nil {

@@ -22,19 +22,25 @@ const maxLine = 64 << 20
 // source (a bad line, an element that is not an object) names its file and line or the
 // params statement's position. An error from fn stops the iteration and is returned as is.
 func (p *Params) Each(fn func(index int, set map[string]any) error) error {
-	return p.each(func(index int, set map[string]any, _ Pos) error { return fn(index, set) })
+	return p.EachContext(context.Background(), fn)
+}
+
+// EachContext is Each that stops soon after ctx ends, within the evaluation of a params
+// expression too (which then fails with Interrupted).
+func (p *Params) EachContext(ctx context.Context, fn func(index int, set map[string]any) error) error {
+	return p.each(ctx, func(index int, set map[string]any, _ Pos) error { return fn(index, set) })
 }
 
 // each is Each that also gives each set's position: the params statement, or the file line.
-func (p *Params) each(fn func(index int, set map[string]any, pos Pos) error) error {
+func (p *Params) each(ctx context.Context, fn func(index int, set map[string]any, pos Pos) error) error {
 	if p == nil {
 		return errors.New("no params")
 	}
 	switch p.Kind {
 	case "list":
-		return p.eachList(fn)
+		return p.eachList(ctx, fn)
 	case "grid":
-		return p.eachGrid(fn)
+		return p.eachGrid(ctx, fn)
 	case "file":
 		if strings.HasSuffix(strings.ToLower(p.File), ".csv") {
 			return p.eachCSV(fn)
@@ -44,7 +50,7 @@ func (p *Params) each(fn func(index int, set map[string]any, pos Pos) error) err
 	return fmt.Errorf("unknown params kind %q", p.Kind)
 }
 
-func (p *Params) eachList(fn func(int, map[string]any, Pos) error) error {
+func (p *Params) eachList(ctx context.Context, fn func(int, map[string]any, Pos) error) error {
 	each := func(i int, el any) error {
 		set, ok := el.(map[string]any)
 		if !ok {
@@ -56,11 +62,11 @@ func (p *Params) eachList(fn func(int, map[string]any, Pos) error) error {
 		return eachLiteral(p.Expr.Text, each)
 	}
 	if c := p.Expr.compiled; c != nil && c.stream != nil {
-		if ok, err := p.Expr.eachStreamed(c.stream, each); ok {
+		if ok, err := p.Expr.eachStreamed(ctx, c.stream, each); ok {
 			return err
 		}
 	}
-	v, err := p.Expr.Eval(nil)
+	v, err := p.Expr.EvalContext(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -87,10 +93,10 @@ func article(t string) string {
 	return "a " + t
 }
 
-func (p *Params) eachGrid(fn func(int, map[string]any, Pos) error) error {
+func (p *Params) eachGrid(ctx context.Context, fn func(int, map[string]any, Pos) error) error {
 	axes := make([][]any, len(p.Grid))
 	for i, a := range p.Grid {
-		v, err := a.Values.Eval(nil)
+		v, err := a.Values.EvalContext(ctx, nil)
 		if err != nil {
 			return err
 		}
@@ -481,7 +487,7 @@ func (j *Job) LintSets(ctx context.Context, max int) (Diagnostics, int) {
 	}
 	extra := map[string]bool{}
 	missing := map[string]bool{}
-	err := j.Params.each(func(_ int, set map[string]any, pos Pos) error {
+	err := j.Params.each(ctx, func(_ int, set map[string]any, pos Pos) error {
 		if ctx.Err() != nil || (max > 0 && seen >= max && j.Params.Kind != "file") {
 			return errLintStop
 		}
@@ -504,8 +510,8 @@ func (j *Job) LintSets(ctx context.Context, max int) (Diagnostics, int) {
 		}
 		return nil
 	})
-	if err == errLintStop {
-		err = ctx.Err()
+	if err == errLintStop || (err != nil && ctx.Err() != nil) {
+		err = ctx.Err() // an evaluation that ctx stopped is a stop too
 	}
 	if err != nil {
 		var d Diagnostic

@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"context"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
@@ -131,7 +132,7 @@ func (e *Expr) streamBounds(s *rangeStream) (lo, hi int, ok bool) {
 // eachStreamed calls fn with every element of the streamed expression e, in order, with its
 // index in the whole list. ok is false when the bounds are not both integers: the caller then
 // evaluates e whole, which reports the problem as expr-lang would.
-func (e *Expr) eachStreamed(s *rangeStream, fn func(int, any) error) (ok bool, err error) {
+func (e *Expr) eachStreamed(ctx context.Context, s *rangeStream, fn func(int, any) error) (ok bool, err error) {
 	lo, hi, ok := e.streamBounds(s)
 	if !ok {
 		return false, nil
@@ -140,8 +141,11 @@ func (e *Expr) eachStreamed(s *rangeStream, fn func(int, any) error) (ok bool, e
 	env := map[string]any{}
 	for start := lo; start <= hi; start += streamChunk {
 		env["__lo"], env["__hi"] = start, min(start+streamChunk-1, hi)
+		if ctx.Err() != nil {
+			return true, e.evalError(stopped(ctx))
+		}
 		if e.compiled.counted {
-			env[memVar] = &stringBudget{}
+			env[memVar] = &evalState{ctx: ctx, done: ctx.Done()}
 		}
 		m := vm.VM{MemoryBudget: e.compiled.budget}
 		out, err := m.Run(s.body, env)

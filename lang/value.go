@@ -14,31 +14,36 @@ import (
 // reached: reduce(1..40, [#acc, #acc], 1) builds 40 lists, but a result of 2^40 values.
 const maxValues = exprBudget
 
-// tooLarge tells whether v holds more than maxValues values, walking no further than that.
+// maxDepth bounds how deep lists and objects nest in a result: encoding/json reads no deeper,
+// and reduce(1..1000000, [#acc], 1) would otherwise overflow the stack of whatever walks it.
+const maxDepth = 10000
+
+// tooLarge tells whether v holds more than maxValues values or nests deeper than maxDepth,
+// walking no further than that.
 func tooLarge(v any) bool {
 	n := 0
-	var walk func(v any) bool
-	walk = func(v any) bool {
-		if n++; n > maxValues {
+	var walk func(v any, depth int) bool
+	walk = func(v any, depth int) bool {
+		if n++; n > maxValues || depth > maxDepth {
 			return false
 		}
 		switch x := v.(type) {
 		case []any:
 			for _, e := range x {
-				if !walk(e) {
+				if !walk(e, depth+1) {
 					return false
 				}
 			}
 		case map[string]any:
 			for _, e := range x {
-				if !walk(e) {
+				if !walk(e, depth+1) {
 					return false
 				}
 			}
 		}
 		return true
 	}
-	return !walk(v)
+	return !walk(v, 0)
 }
 
 func normalize(v any) any {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,14 @@ const (
 	minTipParams   = 16        // below this per task, params are left out of the hover
 	errorsBudget   = 512 << 10 // bytes of distinct exception texts embedded for the hover
 	maxTipError    = 240       // bytes of one exception text in the hover
+)
+
+// A job of ten million tasks would need a page of a hundred megabytes, and its builder a few
+// gigabytes: past these, the timeline draws every k-th task and the run times are a uniform
+// sample, both said on the page. (Variables, for the tests.)
+var (
+	maxTimelineTasks = 100000  // tasks drawn in the timeline, at most
+	maxRunTimes      = 1000000 // run times kept for the quantiles and histogram, at most
 )
 
 // Write writes the HTML report of job, read from cat, to w.
@@ -67,6 +76,9 @@ type page struct {
 
 	Timeline   *timeline
 	NotStarted int // tasks without a start time: not in the timeline
+	Stride     int // the timeline draws every Stride-th task
+	Drawn      int // tasks drawn in the timeline
+	RunTimesOf int // when > 0, the run times are a sample of this many
 	Histogram  *histogram
 	Quantiles  []quantile
 	Slowest    []taskRow
@@ -131,15 +143,30 @@ func build(ctx context.Context, cat *catalog.Catalog, job *catalog.Job, now time
 	if !job.FinishedAt.IsZero() && job.Status != catalog.StatusRunning {
 		end = job.FinishedAt
 	}
-	tb := newTimelineBuilder(total, end)
-	// Run times are those of each task's last attempt.
-	runTimes := make([]time.Duration, 0, total)
+	p.Stride = max(1, (total+maxTimelineTasks-1)/maxTimelineTasks)
+	tb := newTimelineBuilder(min(total, maxTimelineTasks), end)
+	// Run times are those of each task's last attempt; past maxRunTimes, a uniform sample
+	// (reservoir sampling, with a fixed seed so that a report is made again alike).
+	runTimes := make([]time.Duration, 0, min(total, maxRunTimes))
+	finished := 0
+	rng := rand.New(rand.NewPCG(1, 2))
 	var slow []*catalog.Task
 	err = cat.Tasks(ctx, job.ID, func(t *catalog.Task) error {
+		if p.NumTasks%p.Stride == 0 {
+			tb.addTask(t)
+			p.Drawn++
+		}
 		p.NumTasks++
-		tb.addTask(t)
+		if t.Start.IsZero() {
+			p.NotStarted++
+		}
 		if !t.Start.IsZero() && !t.End.IsZero() {
-			runTimes = append(runTimes, t.End.Sub(t.Start))
+			d := t.End.Sub(t.Start)
+			if finished++; len(runTimes) < maxRunTimes {
+				runTimes = append(runTimes, d)
+			} else if j := rng.IntN(finished); j < maxRunTimes {
+				runTimes[j] = d
+			}
 			slow = keepSlowest(slow, t, slowest)
 		}
 		if t.Status == catalog.StatusFailed {
@@ -162,7 +189,10 @@ func build(ctx context.Context, cat *catalog.Catalog, job *catalog.Job, now time
 	if err != nil {
 		return nil, err
 	}
-	p.Timeline, p.NotStarted = tb.finish()
+	p.Timeline, _ = tb.finish()
+	if finished > len(runTimes) {
+		p.RunTimesOf = finished
+	}
 
 	if job.Result != nil {
 		p.Result = formatJSON(job.Result, maxResult)

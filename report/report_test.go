@@ -425,3 +425,30 @@ func TestWriteNothingStarted(t *testing.T) {
 		t.Error("the page does not say that no task has started")
 	}
 }
+
+// TestWriteSampled: past its limits, the page draws every k-th task and takes the run times
+// from a sample, and says so; the counts still cover every task.
+func TestWriteSampled(t *testing.T) {
+	defer func(a, b int) { maxTimelineTasks, maxRunTimes = a, b }(maxTimelineTasks, maxRunTimes)
+	maxTimelineTasks, maxRunTimes = 10, 20
+	cat, job := runJob(t, writeJob(t, map[string]string{"job.mf": "job many\nfunc f(x) = x\nparams map(1..50, ({x: #}))\n"}))
+	p, err := build(context.Background(), cat, job, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.NumTasks != 50 || p.Stride != 5 || p.Drawn != 10 || p.RunTimesOf != 50 || p.Histogram == nil || p.Histogram.N != 20 {
+		t.Errorf("tasks %d, stride %d, drawn %d, run times of %d, histogram %+v", p.NumTasks, p.Stride, p.Drawn, p.RunTimesOf, p.Histogram)
+	}
+	if want := []int{0, 5, 10, 15, 20, 25, 30, 35, 40, 45}; !cmp.Equal(p.Timeline.Tasks.Index, want) {
+		t.Errorf("drawn tasks %v, want %v", p.Timeline.Tasks.Index, want)
+	}
+	var out bytes.Buffer
+	if err := Write(context.Background(), &out, cat, job); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"the timeline draws every 5th task (10 of 50)", "a uniform sample of the 50 that finished", "50 Completed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the page does not say %q", want)
+		}
+	}
+}

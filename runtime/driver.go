@@ -386,6 +386,11 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 				report.Combined = nil
 			}
 		}
+		if report.CombineErr != nil && parent.Err() != nil {
+			// Ctrl-C stopped the combiner: every task's row is kept, the job is canceled.
+			report.Status, report.CombineErr = Canceled, nil
+			errs = append(errs, "canceled: interrupted while combining")
+		}
 		if report.CombineErr != nil {
 			errs = append(errs, "combine: "+report.CombineErr.Error())
 		}
@@ -460,7 +465,9 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 		clear(items)
 		chunk, items = chunk[:0], items[:0]
 	}
-	err := d.job.Params.Each(func(index int, set map[string]any) error {
+	next := 0 // the index after the last set read
+	err := d.job.Params.EachContext(ctx, func(index int, set map[string]any) error {
+		next = index + 1
 		if stopped && unplanned >= maxCanceledRows && len(chunk) == 0 {
 			d.notStartedFrom = index
 			return errStopPlanning
@@ -486,6 +493,14 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 	})
 	flush()
 	if err == errStopPlanning {
+		err = nil
+	}
+	if err != nil && ctx.Err() != nil {
+		// The cancel stopped the params' evaluation midway: the sets it had not made yet
+		// were never started.
+		if d.notStartedFrom < 0 {
+			d.notStartedFrom = next
+		}
 		err = nil
 	}
 	return err
@@ -574,7 +589,7 @@ func (d *driver) combine(ctx context.Context, results []any) (v any, err error) 
 		}
 		vars["tasks"] = tasks
 	}
-	return d.job.Combine.Eval(vars)
+	return d.job.Combine.EvalContext(ctx, vars)
 }
 
 // combinePython calls a Python combiner with the name of each task that gave a result as a

@@ -86,16 +86,30 @@ func (e *Executor) Close() error {
 // some were made already), each under Job.Timeout. It reports TaskStarted when a program's
 // attempt begins, TaskRetrying for a failed attempt that will be tried again, and exactly one
 // TaskFinished. An expression's failure is final (evaluating it again would fail again); so
-// is a cancellation of ctx, reported as a Canceled result. Expressions are not interrupted by
-// the timeout: expr-lang evaluation cannot be stopped midway.
+// is a cancellation of ctx, reported as a Canceled result. An expression stops at the next
+// turn of a loop once ctx ends or Job.Timeout passes (TimeoutError).
 func (e *Executor) Run(ctx context.Context, caller *lang.Caller, t Task, r Reporter) {
 	res := NewResult()
 	res.Index, res.Attempt, res.Host = t.Index, t.Attempt+1, e.Host
 	res.Start = time.Now()
-	v, err := call(caller, t.Params)
+	evalCtx := ctx
+	if e.Job.Timeout > 0 && !e.Job.Func.IsExec() {
+		var cancel context.CancelFunc
+		evalCtx, cancel = context.WithTimeout(ctx, e.Job.Timeout)
+		defer cancel()
+	}
+	v, err := call(evalCtx, caller, t.Params)
 	res.End = time.Now()
+	if err != nil && ctx.Err() != nil {
+		res.Status, res.Message = Canceled, "canceled while running"
+		r.Report(Event{Kind: TaskFinished, Result: res})
+		return
+	}
 	if err != nil {
 		setEvalError(res, err)
+		if res.Exception == "TimeoutError" && evalCtx.Err() != nil {
+			res.Message = fmt.Sprintf("attempt %d exceeded the %s timeout", res.Attempt, e.Job.Timeout)
+		}
 		r.Report(Event{Kind: TaskFinished, Result: res})
 		return
 	}
@@ -137,13 +151,13 @@ func (e *Executor) RunCommand(ctx context.Context, cmd *lang.Command, t Task, r 
 
 // call calls the function, turning a panic inside the evaluator into an error rather than
 // the end of the driver.
-func call(caller *lang.Caller, params map[string]any) (v any, err error) {
+func call(ctx context.Context, caller *lang.Caller, params map[string]any) (v any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("internal error in the evaluator: %v", p)
 		}
 	}()
-	return caller.Call(params)
+	return caller.CallContext(ctx, params)
 }
 
 func setEvalError(res *Result, err error) {

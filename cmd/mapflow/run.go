@@ -232,7 +232,8 @@ func (a *app) checkCommand() *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), checkTime)
 			defer cancel()
 			lint, seen := job.LintSets(ctx, checkSets)
-			if ctx.Err() == context.DeadlineExceeded {
+			timedOut := ctx.Err() == context.DeadlineExceeded
+			if timedOut {
 				lint, ctx = nil, cmd.Context() // the sets looked at so far are the sample
 			}
 			warnings := append(lang.Diagnostics{}, job.Warnings...)
@@ -252,7 +253,10 @@ func (a *app) checkCommand() *cobra.Command {
 				envs[i] = e.Name + " (" + e.Kind + ")"
 			}
 			sets := fmt.Sprintf("%d parameter sets", seen)
-			if job.Params.Kind != "file" && (seen >= checkSets || ctx.Err() != nil) {
+			switch {
+			case timedOut && seen == 0:
+				sets = fmt.Sprintf("parameter sets not looked at: their expression did not end within %s", checkTime)
+			case job.Params.Kind != "file" && (seen >= checkSets || timedOut):
 				sets = fmt.Sprintf("the first %d parameter sets looked at", seen)
 				if n, ok := job.Params.Count(); ok {
 					sets = fmt.Sprintf("%d parameter sets (the first %d looked at)", n, seen)
