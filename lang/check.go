@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mapflow/mapflow/settings"
 )
 
 // reserved are names a function parameter may not take: they are literals or the combiner's
@@ -121,7 +123,12 @@ func check(f *File, staged bool) (*Job, error) {
 		c.errorf(start, "add one, like: params [{x: 1, y: 2}, {x: 3, y: 4}]", "missing params statement")
 	}
 	if len(c.job.Envs) == 0 {
-		c.job.Envs = []*Env{{Kind: "local", Name: "local", Pos: start, Settings: map[string]Setting{}}}
+		// A job file without env blocks runs as with `env local {}`.
+		env := &Env{Kind: "local", Name: "local", Pos: start, Settings: map[string]Setting{}}
+		if k, ok := settings.Lookup(env.Kind); ok {
+			env.Options, _ = k.Decode(nil, settings.Source{File: start.Filename, Block: start.String(), Env: env.Name})
+		}
+		c.job.Envs = []*Env{env}
 	}
 	sortDiagnostics(c.warns)
 	c.job.Warnings = c.warns
@@ -231,22 +238,24 @@ func firstRune(items []*exprItem) string {
 }
 
 func (c *checker) checkEnv(e *envStmt) {
-	kind := e.Kind.Name
-	schema, ok := envSchemas[kind]
+	kindName := e.Kind.Name
+	kind, ok := settings.Lookup(kindName)
 	if !ok {
-		c.errorf(e.Kind.Pos, didYouMean(kind, envKinds, "the kinds are"), "unknown env kind %q", kind)
+		c.errorf(e.Kind.Pos, didYouMean(kindName, settings.Kinds(), "the kinds are"), "unknown env kind %q", kindName)
 	}
-	name := kind
+	name := kindName
 	if e.Name != nil {
 		name = e.Name.Name
 	}
 	for _, other := range c.job.Envs {
 		if other.Name == name {
-			c.errorf(e.Pos, fmt.Sprintf("the first is at %d:%d; give each env a unique name: env %s NAME { ... }", other.Pos.Line, other.Pos.Column, kind), "duplicate env name %q", name)
+			c.errorf(e.Pos, fmt.Sprintf("the first is at %d:%d; give each env a unique name: env %s NAME { ... }", other.Pos.Line, other.Pos.Column, kindName), "duplicate env name %q", name)
 			return
 		}
 	}
-	env := &Env{Kind: kind, Name: name, Pos: e.Pos, Settings: map[string]Setting{}}
+	env := &Env{Kind: kindName, Name: name, Pos: e.Pos, Settings: map[string]Setting{}}
+	valuePos := map[string]Pos{}
+	bad := false
 	var prev *setting
 	for _, it := range e.Items {
 		switch {
@@ -265,41 +274,64 @@ func (c *checker) checkEnv(e *envStmt) {
 			continue
 		}
 		key := s.Key.Name
-		spec, known := schema[key]
+		opt, known := kind.Option(key)
 		if !known {
-			c.errorf(s.Key.Pos, didYouMean(key, schemaKeys(kind), "env "+kind+" takes"), "unknown setting %q in env %s", key, kind)
+			c.errorf(s.Key.Pos, didYouMean(key, kind.Keys(), "env "+kindName+" takes"), "unknown setting %q in env %s", key, kindName)
 			continue
 		}
 		if old, dup := env.Settings[key]; dup {
 			c.errorf(s.Key.Pos, fmt.Sprintf("it is already set at %d:%d", old.Pos.Line, old.Pos.Column), "setting %q is set twice", key)
 			continue
 		}
-		v, problem := convertSetting(spec.typ, s.Value)
+		v, problem := convertSetting(opt.Type, s.Value)
 		if problem != "" {
-			c.errorf(s.Value.Pos, fmt.Sprintf("write it like %s = %s; %s", key, spec.typ.example(), spec.help), "setting %q %s", key, problem)
+			bad = true
+			c.errorf(s.Value.Pos, fmt.Sprintf("write it like %s = %s; %s", key, opt.Type.Example(), opt.Help), "setting %q %s", key, problem)
 			continue
 		}
-		if spec.check != nil {
-			if p := spec.check(v); p != "" {
-				c.errorf(s.Value.Pos, key+": "+spec.help, "setting %q %s, got %s", key, p, describeValue(s.Value))
-				continue
-			}
-		}
-		if key == "hadoop_conf_dir" {
-			v = expandHome(v.(string))
+		if p := opt.CheckValue(v); p != "" {
+			bad = true
+			c.errorf(s.Value.Pos, key+": "+opt.Help, "setting %q %s, got %s", key, p, describeValue(s.Value))
+			continue
 		}
 		env.Settings[key] = Setting{Value: v, Pos: s.Pos}
+		valuePos[key] = s.Value.Pos
 	}
-	if ok {
-		for _, key := range schemaKeys(kind) {
-			if _, set := env.Settings[key]; !set && schema[key].required {
-				if !c.setButBad(e, key) {
-					c.errorf(e.Pos, fmt.Sprintf("add a line %s = %s to the block; %s", key, schema[key].typ.example(), schema[key].help), "env %s %s is missing required setting %q", kind, name, key)
-				}
+	c.job.Envs = append(c.job.Envs, env)
+	if !ok {
+		return
+	}
+	missing := false
+	for _, opt := range kind.Options {
+		if _, set := env.Settings[opt.Key]; !set && opt.Required {
+			missing = true
+			if !c.setButBad(e, opt.Key) {
+				c.errorf(e.Pos, fmt.Sprintf("add a line %s = %s to the block; %s", opt.Key, opt.Type.Example(), opt.Help), "env %s %s is missing required setting %q", kindName, name, opt.Key)
 			}
 		}
 	}
-	c.job.Envs = append(c.job.Envs, env)
+	if bad || missing {
+		return // the kind's own checks see only blocks whose every value is well-formed
+	}
+	values := make(map[string]any, len(env.Settings))
+	src := settings.Source{File: e.Pos.Filename, Block: e.Pos.String(), Env: name, Keys: map[string]string{}}
+	for k, s := range env.Settings {
+		values[k] = s.Value
+		src.Keys[k] = s.Pos.String()
+	}
+	opts, problems := kind.Decode(values, src)
+	for _, p := range problems {
+		pos, ok := valuePos[p.Key]
+		if !ok {
+			pos = e.Pos
+		}
+		if p.Key != "" {
+			c.errorf(pos, p.Hint, "setting %q: %s", p.Key, p.Message)
+		} else {
+			c.errorf(pos, p.Hint, "env %s %s: %s", kindName, name, p.Message)
+		}
+	}
+	env.Options = opts
 }
 
 // setButBad tells whether key was written in the block (and so already reported).
@@ -312,20 +344,11 @@ func (c *checker) setButBad(e *envStmt, key string) bool {
 	return false
 }
 
-func expandHome(p string) string {
-	if strings.HasPrefix(p, "~/") {
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, p[2:])
-		}
-	}
-	return p
-}
-
 // convertSetting converts a literal to the schema's type, or says why it cannot.
-func convertSetting(t settingType, v *value) (any, string) {
+func convertSetting(t settings.Type, v *value) (any, string) {
 	want := "must be " + t.String() + ", got " + describeValue(v)
 	switch t {
-	case typeInt:
+	case settings.Int:
 		if v.Int == nil {
 			return nil, want
 		}
@@ -337,7 +360,7 @@ func convertSetting(t settingType, v *value) (any, string) {
 			n = -n
 		}
 		return n, ""
-	case typeString:
+	case settings.String:
 		if v.String == nil || v.Minus {
 			if v.Ident != nil {
 				return nil, want + " (quote it)"
@@ -349,12 +372,12 @@ func convertSetting(t settingType, v *value) (any, string) {
 			return nil, "has a bad string: " + err.Error()
 		}
 		return s, ""
-	case typeBool:
+	case settings.Bool:
 		if v.Ident == nil || v.Minus || (*v.Ident != "true" && *v.Ident != "false") {
 			return nil, want
 		}
 		return *v.Ident == "true", ""
-	case typeDuration:
+	case settings.Duration:
 		if v.Duration == nil || v.Minus {
 			return nil, want
 		}
@@ -363,7 +386,7 @@ func convertSetting(t settingType, v *value) (any, string) {
 			return nil, "is not a valid duration: " + *v.Duration
 		}
 		return d, ""
-	case typeStringList:
+	case settings.StringList:
 		if v.List == nil {
 			return nil, want
 		}

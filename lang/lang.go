@@ -1,9 +1,12 @@
 package lang
 
 import (
+	"fmt"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/mapflow/mapflow/settings"
 )
 
 // Pos is a position in a job file. Line and Column count from 1; Column counts bytes.
@@ -45,10 +48,46 @@ type Job struct {
 
 // Env is one environment block: `env KIND [NAME] { key = value ... }`.
 type Env struct {
-	Kind     string // "local", "ec2" or "hadoop"
+	Kind     string // a kind registered in package settings: "local", "ec2", "hadoop", ...
 	Name     string // the block's name; the kind when the block has none
 	Pos      Pos
-	Settings map[string]Setting // only the keys written; types already checked against the kind's schema
+	Settings map[string]Setting // only the keys written; types already checked against the kind's
+	// Options is the kind's options struct (a pointer; see package settings), decoded from
+	// Settings with the kind's defaults and checked; nil when the block has errors.
+	Options any
+
+	prepared bool
+	prepErr  error
+}
+
+// Prepare prepares the env's options for a command that runs in it (see settings.Preparer):
+// what depends on this machine, such as a directory that must exist, is resolved and checked
+// once. Problems are Diagnostics that point at the settings.
+func (e *Env) Prepare() error {
+	if e.prepared {
+		return e.prepErr
+	}
+	e.prepared = true
+	p, ok := e.Options.(settings.Preparer)
+	if !ok {
+		return nil
+	}
+	var ds Diagnostics
+	for _, pr := range p.Prepare() {
+		pos := e.Pos
+		summary := fmt.Sprintf("env %s %s: %s", e.Kind, e.Name, pr.Message)
+		if s, ok := e.Settings[pr.Key]; ok {
+			pos = s.Pos
+		}
+		if pr.Key != "" {
+			summary = fmt.Sprintf("setting %q: %s", pr.Key, pr.Message)
+		}
+		ds = append(ds, Diagnostic{Pos: pos, Summary: summary, Detail: pr.Hint})
+	}
+	if len(ds) > 0 {
+		e.prepErr = ds
+	}
+	return e.prepErr
 }
 
 // Setting is one `key = value` line of an env block. Value is an int64, float64, string, bool,

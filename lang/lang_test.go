@@ -70,7 +70,6 @@ func TestAddExample(t *testing.T) {
 	if got, want := j.Func.Body.Pos.String(), "testdata/good/add.mf:21:18"; got != want {
 		t.Errorf("body pos %s, want %s", got, want)
 	}
-	home, _ := os.UserHomeDir()
 	type env struct {
 		Kind, Name string
 		Settings   map[string]any
@@ -88,7 +87,7 @@ func TestAddExample(t *testing.T) {
 		{"ec2", "prod", map[string]any{"hosts": int64(3), "s3_path": "s3://add-test/mapflow", "region": "us-west-2",
 			"instance_type": "t3.micro", "ami": "ami-0123456789abcdef0"}},
 		{"hadoop", "cluster", map[string]any{"containers": int64(3), "dist_path": "hdfs://namenode:8020/user/me/mapflow",
-			"hadoop_conf_dir": filepath.Join(home, "yarn-conf"), "container_memory_mb": int64(512)}},
+			"hadoop_conf_dir": "~/yarn-conf", "container_memory_mb": int64(512)}},
 	}
 	if diff := cmp.Diff(want, envs); diff != "" {
 		t.Errorf("envs (-want +got):\n%s", diff)
@@ -205,7 +204,7 @@ func TestGoodFiles(t *testing.T) {
 		},
 		{
 			name: "env separators",
-			src:  "env local { workers = 2, }\nenv ec2 { s3_path = \"s3://b/p\", ami = \"ami-1\"\n security_groups = [\"sg-1\", \"sg-2\",], spot = true, idle_shutdown_timeout = 5m }\nfunc f(x) = x\nparams [{x: 1}]\n",
+			src:  "env local { workers = 2, }\nenv ec2 { s3_path = \"s3://bkt/p\", ami = \"ami-1\"\n security_groups = [\"sg-1\", \"sg-2\",], spot = true, idle_shutdown_timeout = 5m }\nfunc f(x) = x\nparams [{x: 1}]\n",
 			sets: []map[string]any{{"x": 1}},
 			check: func(t *testing.T, j *Job) {
 				e, _ := j.DefaultEnv("ec2")

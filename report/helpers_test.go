@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mapflow/mapflow/backends/local"
+	_ "github.com/mapflow/mapflow/backends/local" // the local kind
 	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
@@ -28,7 +28,7 @@ func runJob(t testing.TB, path string) (*catalog.Catalog, *catalog.Job) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := local.ConfigFromEnv(env)
+	b, err := rt.NewBackend(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func runJob(t testing.TB, path string) (*catalog.Catalog, *catalog.Job) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	rep, err := rt.Run(ctx, cat, local.New(cfg), job, env, rt.Options{})
+	rep, err := rt.Run(ctx, cat, b, job, env, rt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,14 +88,14 @@ type Reporter interface {
 }
 
 // Backend runs the tasks of a job somewhere: goroutines and processes here, YARN containers,
-// EC2 hosts.
+// EC2 hosts. A backend is made from its env block's options (see Register and NewBackend).
 type Backend interface {
 	// Run executes every task received on tasks until the channel is closed and drained,
 	// reporting exactly one TaskFinished event per task it received. It returns when every
 	// received task has finished, or when ctx is cancelled (then unfinished tasks need not be
 	// reported: the driver marks them Canceled). An error means the backend itself failed
 	// (not a task); tasks finished before it stay recorded.
-	Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan Task, r Reporter) error
+	Run(ctx context.Context, job *lang.Job, tasks <-chan Task, r Reporter) error
 }
 
 // resultPool recycles Results: a million-task job would otherwise allocate a million of them.
@@ -134,7 +134,7 @@ type Reattacher interface {
 	Backend
 	// Reattach reports, as Run does, every task received on tasks, taking the results the
 	// earlier run's remote work recorded or records, and running afresh those it never will.
-	Reattach(ctx context.Context, job *lang.Job, env *lang.Env, state []byte, tasks <-chan Task, r Reporter) error
+	Reattach(ctx context.Context, job *lang.Job, state []byte, tasks <-chan Task, r Reporter) error
 }
 
 // Feed returns a closed channel holding tasks: a known list of tasks (those a re-attached run
@@ -152,7 +152,7 @@ func Feed(tasks []Task) <-chan Task {
 // of a job whose driver is gone kills its YARN application or terminates its hosts, found from
 // the state its run saved (SaveState).
 type Stopper interface {
-	Stop(ctx context.Context, env *lang.Env, state []byte) error
+	Stop(ctx context.Context, state []byte) error
 }
 
 // ErrDetached is the cause of a run's cancellation when the driver leaves the remote work

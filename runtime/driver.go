@@ -186,7 +186,7 @@ func StopRemote(ctx context.Context, newBackend func(*lang.Env) (Backend, error)
 	if row.BackendState == nil {
 		return nil
 	}
-	_, env, b, err := storedJob(row, newBackend)
+	_, _, b, err := storedJob(row, newBackend)
 	if err != nil {
 		return fmt.Errorf("stop the remote work of %s: %w", row.ID, err)
 	}
@@ -194,7 +194,7 @@ func StopRemote(ctx context.Context, newBackend func(*lang.Env) (Backend, error)
 	if !ok {
 		return nil
 	}
-	if err := s.Stop(ctx, env, row.BackendState); err != nil {
+	if err := s.Stop(ctx, row.BackendState); err != nil {
 		return fmt.Errorf("stop the remote work of %s: %w", row.ID, err)
 	}
 	return nil
@@ -312,9 +312,9 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	bctx := context.WithValue(WithJobID(ctx, d.row.ID), saveStateKey{}, d.saveState)
 	var backendErr error
 	if re, ok := d.backend.(Reattacher); ok && d.reattach {
-		backendErr = re.Reattach(bctx, d.job, d.env, d.row.BackendState, tasks, rec)
+		backendErr = re.Reattach(bctx, d.job, d.row.BackendState, tasks, rec)
 	} else {
-		backendErr = d.backend.Run(bctx, d.job, d.env, tasks, rec)
+		backendErr = d.backend.Run(bctx, d.job, tasks, rec)
 	}
 	close(backendDone)
 	planErr := <-planDone

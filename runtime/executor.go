@@ -48,9 +48,9 @@ type Executor struct {
 	// so that KillStray can find the ones that outlive their task.
 	JobID string
 	// Python is the interpreter of python(...) functions; "" is DefaultPython. PythonAt is
-	// where the job file names it, for errors (the zero Pos when it does not).
+	// where the job file names it ("file:line:col"), for errors; "" when it does not.
 	Python   string
-	PythonAt lang.Pos
+	PythonAt string
 
 	envOnce sync.Once
 	environ []string

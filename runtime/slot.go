@@ -77,7 +77,7 @@ func (e *Executor) Preflight(ctx context.Context) error {
 	p, err := e.startWarm(ctx, spec)
 	if err != nil {
 		exc, _, tb, _ := TaskError(err)
-		if spec.Kind == "python" && e.PythonAt.Line > 0 && (exc == "FileNotFoundError" || exc == "PermissionError") {
+		if spec.Kind == "python" && e.PythonAt != "" && (exc == "FileNotFoundError" || exc == "PermissionError") {
 			return fmt.Errorf("%s: python = %q: %w (name an interpreter that exists, or leave the setting out for python3 on PATH)", e.PythonAt, e.Python, err)
 		}
 		if tb != "" {

@@ -65,22 +65,30 @@ func PythonOf(env *lang.Env) string {
 	return p
 }
 
-// pythonSetting is the env's python setting and where it is written; DefaultPython and the
-// zero Pos when it has none.
-func pythonSetting(env *lang.Env) (string, lang.Pos) {
+// pythonSetting is the env's python setting and where it is written; DefaultPython and ""
+// when it has none.
+func pythonSetting(env *lang.Env) (string, string) {
 	if env != nil {
 		if s, ok := env.Settings["python"]; ok {
 			if p, ok := s.Value.(string); ok && p != "" {
-				return p, s.Pos
+				return p, s.Pos.String()
 			}
 		}
 	}
-	return DefaultPython, lang.Pos{}
+	return DefaultPython, ""
 }
 
 // SetPython sets the executor's interpreter from the env's python setting.
 func (e *Executor) SetPython(env *lang.Env) {
 	e.Python, e.PythonAt = pythonSetting(env)
+}
+
+// UsePython sets the executor's interpreter from the common settings of a backend's options.
+func (e *Executor) UsePython(c *Common) {
+	e.Python, e.PythonAt = DefaultPython, ""
+	if c.Python != "" {
+		e.Python, e.PythonAt = c.Python, c.At("python")
+	}
 }
 
 // taskError is the protocol's error object.

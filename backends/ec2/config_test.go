@@ -11,50 +11,52 @@ import (
 	"github.com/mapflow/mapflow/lang"
 )
 
-func env(settings map[string]any) *lang.Env {
-	e := &lang.Env{Kind: "ec2", Name: "prod", Pos: lang.Pos{Filename: "job.mf", Line: 3, Column: 1}, Settings: map[string]lang.Setting{}}
-	line := 4
-	for k, v := range settings {
-		e.Settings[k] = lang.Setting{Value: v, Pos: lang.Pos{Filename: "job.mf", Line: line, Column: 3}}
-		line++
+// check checks a job file whose env block holds settings, as mapflow check does.
+func check(settings string) (*Config, error) {
+	f, err := lang.Parse("job.mf", []byte("env ec2 prod {\n"+settings+"\n}\nfunc f(x) = x\nparams [{x: 1}]\n"))
+	if err != nil {
+		return nil, err
 	}
-	return e
+	j, err := lang.Check(f)
+	if err != nil {
+		return nil, err
+	}
+	return j.Envs[0].Options.(*Config), nil
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	c, err := ConfigFromEnv(env(map[string]any{
-		"hosts": int64(3), "s3_path": "s3://my-bucket/a/b/", "ami": "ami-0123", "region": "us-west-2",
-		"security_groups": []string{"sg-1", "default"}, "spot": true, "keep_hosts": true,
-		"idle_shutdown_timeout": 5 * time.Minute, "tasks_per_claim": int64(20),
-	}))
+func TestSettings(t *testing.T) {
+	c, err := check(`hosts = 3, s3_path = "s3://my-bucket/a/b/", ami = "ami-0123", region = "us-west-2"
+security_groups = ["sg-1", "default"], spot = true, keep_hosts = true
+idle_shutdown_timeout = 5m, tasks_per_claim = 20`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Hosts != 3 || c.InstanceType != DefaultInstanceType || !c.Spot || !c.KeepHosts || c.IdleShutdown != 5*time.Minute ||
-		c.TasksPerClaim != 20 || len(c.SecurityGroups) != 2 || c.Region != "us-west-2" {
+		c.TasksPerClaim != 20 || len(c.SecurityGroups) != 2 || c.Region != "us-west-2" || c.Env != "prod" {
 		t.Errorf("config %+v", c)
 	}
 	bucket, prefix, err := ParseS3Path(c.S3Path)
 	if bucket != "my-bucket" || prefix != "a/b" || err != nil {
 		t.Errorf("ParseS3Path: %q %q %v", bucket, prefix, err)
 	}
-	if c, err := ConfigFromEnv(env(map[string]any{"s3_path": "s3://my-bucket", "ami": "ami-1"})); err != nil || c.Hosts != 1 {
+	if c, err := check(`s3_path = "s3://my-bucket", ami = "ami-1"`); err != nil || c.Hosts != 1 {
 		t.Errorf("defaults: %+v %v", c, err)
 	}
 
 	for _, tc := range []struct {
-		settings map[string]any
+		settings string
 		want     string
 	}{
-		{map[string]any{"ami": "ami-1"}, "job.mf:3:1: s3_path is required"},
-		{map[string]any{"s3_path": "s3://B/x", "ami": "ami-1"}, `:3: "B" is not a valid S3 bucket name`},
-		{map[string]any{"s3_path": "s3://a/x", "ami": "ami-1"}, `"a" is not a valid S3 bucket name`},
-		{map[string]any{"s3_path": "s3://ok-bucket/x"}, "ami is required"},
-		{map[string]any{"s3_path": "s3://ok-bucket", "ami": "ami-1", "hosts": int64(0)}, "hosts must be at least 1"},
+		{`ami = "ami-1"`, `job.mf:1:1: env ec2 prod is missing required setting "s3_path"`},
+		{`s3_path = "s3://B/x", ami = "ami-1"`, `job.mf:2:11: setting "s3_path": "B" is not a valid S3 bucket name`},
+		{`s3_path = "s3://a/x", ami = "ami-1"`, `"a" is not a valid S3 bucket name`},
+		{`s3_path = "s3://ok-bucket/x"`, `missing required setting "ami"`},
+		{`s3_path = "s3://ok-bucket", ami = "ami-1", hosts = 0`, `setting "hosts" must be from 1 to 1000, got integer 0`},
+		{`s3_path = "s3://ok-bucket", ami = "img-1"`, `setting "ami": "img-1" is not an image id`},
 	} {
-		_, err := ConfigFromEnv(env(tc.settings))
+		_, err := check(tc.settings)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: error %v, want %q", tc.settings, err, tc.want)
+			t.Errorf("%s: error %v, want %q", tc.settings, err, tc.want)
 		}
 	}
 }

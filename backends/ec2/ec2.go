@@ -46,11 +46,8 @@ func New(cfg Config) *Backend { return &Backend{cfg: cfg} }
 // Run stages the job under s3_path, starts the hosts, hands the tasks to their workers
 // through the staging protocol and reports the results; the hosts are terminated when it
 // returns, unless keep_hosts. Everything that can be checked before an instance starts is.
-func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan rt.Task, r rt.Reporter) error {
-	cfg, err := b.config(env)
-	if err != nil {
-		return err
-	}
+func (b *Backend) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
+	cfg := b.cfg
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -86,7 +83,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	runID := id + "/run-" + time.Now().UTC().Format("20060102-150405.000")
 	staging := joinKey(prefix, runID)
 	store := NewStore(c.s3, bucket, staging)
-	f := &fleet{cfg: cfg, c: c, store: store, jobID: id, runID: runID, jobName: job.Name, envName: env.Name,
+	f := &fleet{cfg: cfg, c: c, store: store, jobID: id, runID: runID, jobName: job.Name, envName: cfg.Env,
 		log: b.Log, every: b.WatchEvery, instances: map[string]*instance{}}
 	if f.every <= 0 {
 		f.every = DefaultWatchEvery
@@ -123,7 +120,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	}
 	drv := &remote.Driver{Store: store, JobID: id, ChunkSize: chunk, Workers: cfg.Hosts * max(threads, 1),
 		Threads: b.Threads, Poll: b.Poll, Watch: f.watch}
-	if err := drv.Stage(ctx, job, env); err != nil {
+	if err := drv.Stage(ctx, job, cfg.Env); err != nil {
 		return fmt.Errorf("stage the job in s3://%s/%s: %w", bucket, staging, err)
 	}
 	idle := cfg.IdleShutdown
@@ -172,14 +169,6 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		return err
 	}
 	return drv.Run(ctx, job, tasks, r)
-}
-
-// config is the backend's configuration: the one New was given, or else the env block's.
-func (b *Backend) config(env *lang.Env) (Config, error) {
-	if b.cfg.S3Path != "" {
-		return b.cfg, nil
-	}
-	return ConfigFromEnv(env)
 }
 
 // seconds rounds d up to whole seconds.

@@ -100,8 +100,8 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-func (h *harness) backend() *ec2.Backend {
-	b := ec2.New(ec2.Config{})
+func (h *harness) backend(t *testing.T, env *lang.Env) *ec2.Backend {
+	b := backendtest.FromEnv(t, env).(*ec2.Backend)
 	b.Log = h.log
 	// moto is one Python process that every test of the run shares: poll it gently.
 	b.WatchEvery = 500 * time.Millisecond
@@ -132,7 +132,7 @@ const confHosts, confThreads = 2, 4
 
 func TestConformance(t *testing.T) {
 	h := newHarness(t)
-	backendtest.Run(t, func(t *testing.T) rt.Backend { return h.backend() }, backendtest.Options{
+	backendtest.Run(t, func(t *testing.T, env *lang.Env) rt.Backend { return h.backend(t, env) }, backendtest.Options{
 		Env:             envBlock(confHosts, ""),
 		LoseWorker:      func(t *testing.T, b rt.Backend) { h.loseBusyHost(t, "lostworker") },
 		SeparateWorkers: true,
@@ -266,7 +266,7 @@ func TestTenThousand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	rep, err := rt.Run(ctx, cat, h.backend(), job, env, rt.Options{})
+	rep, err := rt.Run(ctx, cat, h.backend(t, env), job, env, rt.Options{})
 	wall := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +335,7 @@ func TestPreflight(t *testing.T) {
 			}
 			name := uniqueName("pre" + tc.name)
 			job, env := writeJob(t, name, tc.env, body, nil)
-			rep, err := rt.Run(context.Background(), openCatalog(t), h.backend(), job, env, rt.Options{})
+			rep, err := rt.Run(context.Background(), openCatalog(t), h.backend(t, env), job, env, rt.Options{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v; want one with %q", err, tc.want)
 			}
@@ -361,7 +361,7 @@ func TestKeepHosts(t *testing.T) {
 	name := uniqueName("keep")
 	job, env := writeJob(t, name, envBlock(2, "  keep_hosts = true\n  idle_shutdown_timeout = 3s\n"),
 		"func f(x) = x * 2\n\nparams [{x: 1}, {x: 2}]\n\ncombine sum(results)\n", nil)
-	rep, err := rt.Run(context.Background(), openCatalog(t), h.backend(), job, env, rt.Options{})
+	rep, err := rt.Run(context.Background(), openCatalog(t), h.backend(t, env), job, env, rt.Options{})
 	if err != nil || rep.Combined != 6 {
 		t.Fatalf("run: %v, %+v", err, rep)
 	}
@@ -389,7 +389,7 @@ func TestLostHost(t *testing.T) {
 	job, env := writeJob(t, name, envBlock(2, ""),
 		"func f(i) = exec(\"sh\", \"-c\", \"sleep 1; echo $1\", \"sh\", i)\n\nparams map(0..7, ({i: #}))\n\ncombine sum(results)\n", nil)
 	cat := openCatalog(t)
-	b := h.backend()
+	b := h.backend(t, env)
 	b.Threads = 2
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -447,7 +447,7 @@ func TestEveryHostLost(t *testing.T) {
 	t.Setenv(ec2.WorkerBinaryEnv, "/bin/true")
 	name := uniqueName("lost")
 	job, env := writeJob(t, name, envBlock(2, ""), "func f(x) = x\n\nparams [{x: 1}, {x: 2}]\n", nil)
-	rep, err := rt.Run(context.Background(), openCatalog(t), h.backend(), job, env, rt.Options{})
+	rep, err := rt.Run(context.Background(), openCatalog(t), h.backend(t, env), job, env, rt.Options{})
 	if err == nil || !strings.Contains(err.Error(), "every instance ended before the job finished") {
 		t.Fatalf("error %v", err)
 	}
@@ -534,7 +534,7 @@ func TestEndpointSetting(t *testing.T) {
 	name := uniqueName("endpoint")
 	job, jenv := writeJob(t, name, envBlock(1, fmt.Sprintf("  endpoint = %q\n", h.moto.Endpoint)),
 		"func f(x) = x + 1\n\nparams [{x: 1}, {x: 2}]\n\ncombine sum(results)\n", nil)
-	rep, err := rt.Run(context.Background(), openCatalog(t), h.backend(), job, jenv, rt.Options{})
+	rep, err := rt.Run(context.Background(), openCatalog(t), h.backend(t, jenv), job, jenv, rt.Options{})
 	if err != nil || rep.Combined != 5 {
 		t.Fatalf("run: %v, %+v", err, rep)
 	}
@@ -554,7 +554,7 @@ func TestNoRegion(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	name := uniqueName("noregion")
 	job, env := writeJob(t, name, strings.Replace(envBlock(1, ""), `region           = "eu-west-1"`, "", 1), "func f(x) = x\n\nparams [{x: 1}]\n", nil)
-	_, err := rt.Run(context.Background(), openCatalog(t), h.backend(), job, env, rt.Options{})
+	_, err := rt.Run(context.Background(), openCatalog(t), h.backend(t, env), job, env, rt.Options{})
 	if err == nil || !strings.Contains(err.Error(), "no AWS region: set `region` in the env block") {
 		t.Errorf("error %v", err)
 	}

@@ -31,21 +31,18 @@ type runState struct {
 // results are in S3. It reports those of the tasks received, waiting for the ones still
 // running while any of the run's instances lives, then terminates the instances (unless
 // keep_hosts) and runs afresh the tasks the hosts ended without.
-func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, state []byte, tasks <-chan rt.Task, r rt.Reporter) error {
+func (b *Backend) Reattach(ctx context.Context, job *lang.Job, state []byte, tasks <-chan rt.Task, r rt.Reporter) error {
 	var st runState
 	if err := json.Unmarshal(state, &st); err != nil || st.RunID == "" {
-		return b.Run(ctx, job, env, tasks, r)
+		return b.Run(ctx, job, tasks, r)
 	}
-	cfg, err := b.config(env)
-	if err != nil {
-		return err
-	}
+	cfg := b.cfg
 	c, err := connect(ctx, st.Region, st.Endpoint)
 	if err != nil {
 		return fmt.Errorf("re-attach: %w", err)
 	}
 	store := NewStore(c.s3, st.Bucket, st.Staging)
-	f := &fleet{cfg: cfg, c: c, store: store, runID: st.RunID, jobName: job.Name, envName: env.Name,
+	f := &fleet{cfg: cfg, c: c, store: store, runID: st.RunID, jobName: job.Name, envName: cfg.Env,
 		log: b.Log, every: b.WatchEvery, instances: map[string]*instance{}}
 	if f.every <= 0 {
 		f.every = DefaultWatchEvery
@@ -84,14 +81,14 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, st
 		return nil
 	}
 	f.logf("the run's hosts ended without %d tasks; running them again", len(missing))
-	return b.Run(ctx, job, env, rt.Feed(missing), r)
+	return b.Run(ctx, job, rt.Feed(missing), r)
 }
 
 var _ rt.Stopper = (*Backend)(nil)
 
 // Stop terminates the instances of a run whose driver is gone, keep_hosts or not: the job is
 // being canceled.
-func (b *Backend) Stop(ctx context.Context, env *lang.Env, state []byte) error {
+func (b *Backend) Stop(ctx context.Context, state []byte) error {
 	var st runState
 	if err := json.Unmarshal(state, &st); err != nil || st.RunID == "" {
 		return nil

@@ -1,118 +1,112 @@
 package hadoop
 
 import (
-	"encoding/xml"
-	"errors"
+	"context"
 	"fmt"
-	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"os/user"
+	"path"
 	"path/filepath"
 	"strings"
 
-	"github.com/mapflow/mapflow/lang"
+	"github.com/mapflow/mapflow/backends/hadoop/yarn"
+	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/remote"
+	"github.com/mapflow/mapflow/settings"
 )
 
-// Config is the Hadoop backend's configuration, from an `env hadoop { ... }` block and the
-// XML files of its hadoop_conf_dir.
+func init() {
+	rt.Register("hadoop", func(c *Config) (rt.Backend, error) {
+		b := New(c)
+		b.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+		return b, nil
+	})
+	// A worker's store: hdfs://NAMENODE/dir, as user $HADOOP_USER_NAME, else the login name.
+	remote.RegisterStore("hdfs", func(_ context.Context, u *url.URL) (remote.Store, func(), error) {
+		name := os.Getenv("HADOOP_USER_NAME")
+		if name == "" {
+			name = os.Getenv("USER")
+		}
+		s, err := OpenStore(u.Host, name, u.Path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Close() }, nil
+	})
+}
+
+// DefaultContainers is how many containers run workers when the env block does not say.
+const DefaultContainers = 2
+
+// Config is the Hadoop backend's settings: an `env hadoop { ... }` block, completed by Prepare
+// from the XML of hadoop_conf_dir.
 type Config struct {
-	Containers int    // YARN containers running workers (default 2)
-	DistPath   string // hdfs://[namenode]/dir where jobs are staged
-	ConfDir    string // hadoop_conf_dir
-	MemoryMB   int    // per container (default 512)
-	VCores     int    // per container (default 1)
-	Queue      string // YARN queue (default "default")
-	// NameNode, ResourceManager (the client RPC address, for the record), Scheduler (where
-	// the ApplicationMaster registers) and WebApp (the REST API) are host:port; the
-	// defaults come from the XML of ConfDir.
-	NameNode        string
-	ResourceManager string
-	Scheduler       string
-	WebApp          string
-	User            string // the Hadoop user; default $HADOOP_USER_NAME, else the login name
+	rt.Common
+	Containers int    `setting:"containers" default:"2" min:"1" max:"10000" help:"YARN containers running workers"`
+	DistPath   string `setting:"dist_path" required:"true" help:"hdfs://NAMENODE:PORT/dir or /dir where job files and the binary are staged"`
+	ConfDir    string `setting:"hadoop_conf_dir" help:"directory holding core-site.xml and yarn-site.xml (relative to the job file; ~/ is the home directory); default $HADOOP_CONF_DIR"`
+	MemoryMB   int    `setting:"container_memory_mb" default:"512" min:"128" max:"1048576" help:"memory per container in MiB"`
+	VCores     int    `setting:"container_vcores" default:"1" min:"1" max:"1024" help:"virtual cores per container: tasks each runs at once"`
+	Queue      string `setting:"queue" default:"default" help:"YARN queue"`
+	// NameNode and WebApp (the ResourceManager's REST API) are host:port; Prepare takes what
+	// the block leaves out from the XML.
+	NameNode string `setting:"namenode" help:"HDFS NameNode host:port; default: from dist_path or fs.defaultFS"`
+	WebApp   string `setting:"resourcemanager_webapp" help:"YARN ResourceManager web address host:port; default: yarn.resourcemanager.webapp.address"`
+	User     string `setting:"user" help:"the Hadoop user to run as; default $HADOOP_USER_NAME, else the login name"`
 }
 
-// ConfigFromEnv reads an env block of kind hadoop and the XML it points at.
-func ConfigFromEnv(env *lang.Env) (Config, error) {
-	c := Config{Containers: 2, MemoryMB: 512, VCores: 1, Queue: "default"}
-	if env == nil || env.Kind != "hadoop" {
-		return c, errors.New("hadoop: the env is not of kind hadoop")
+// Check checks the settings as written.
+func (c *Config) Check() []settings.Problem {
+	ps := c.Common.Check()
+	if !strings.HasPrefix(c.DistPath, "hdfs://") && !path.IsAbs(c.DistPath) {
+		ps = append(ps, settings.Problem{Key: "dist_path", Message: fmt.Sprintf("%q is neither an hdfs:// URL nor an absolute path", c.DistPath),
+			Hint: `like "hdfs://namenode:8020/user/me/mapflow"`})
+	} else if strings.ContainsAny(c.DistDir(), " \t\n\"'`$\\") {
+		ps = append(ps, settings.Problem{Key: "dist_path", Message: fmt.Sprintf("%q has a space, a quote or a $", c.DistPath), Hint: "use a path without them"})
 	}
-	str := func(key string, dst *string) {
-		if s, ok := env.Settings[key]; ok {
-			if v, ok := s.Value.(string); ok {
-				*dst = v
-			}
+	for key, v := range map[string]string{"namenode": c.NameNode, "resourcemanager_webapp": c.WebApp} {
+		if _, port, err := net.SplitHostPort(v); v != "" && (err != nil || port == "") {
+			ps = append(ps, settings.Problem{Key: key, Message: fmt.Sprintf("%q is not host:port", v), Hint: `like "namenode:8020"`})
 		}
 	}
-	num := func(key string, dst *int) {
-		if s, ok := env.Settings[key]; ok {
-			switch v := s.Value.(type) {
-			case int64:
-				*dst = int(v)
-			case int:
-				*dst = v
-			}
-		}
-	}
-	num("containers", &c.Containers)
-	num("container_memory_mb", &c.MemoryMB)
-	num("container_vcores", &c.VCores)
-	str("dist_path", &c.DistPath)
-	str("hadoop_conf_dir", &c.ConfDir)
-	str("queue", &c.Queue)
-	str("namenode", &c.NameNode)
-	str("resourcemanager", &c.ResourceManager)
-	str("resourcemanager_webapp", &c.WebApp)
-	str("user", &c.User)
-	// A relative hadoop_conf_dir is relative to the job file, like the other paths in it.
-	if c.ConfDir != "" && !filepath.IsAbs(c.ConfDir) && !strings.HasPrefix(c.ConfDir, "~/") && env.Pos.Filename != "" {
-		c.ConfDir = filepath.Join(filepath.Dir(env.Pos.Filename), c.ConfDir)
-	}
-	if err := c.fill(); err != nil {
-		if s, ok := env.Settings["hadoop_conf_dir"]; ok {
-			return c, fmt.Errorf("%s: %w", s.Pos, err)
-		}
-		return c, fmt.Errorf("%s: env %s: %w", env.Pos, env.Name, err)
-	}
-	return c, nil
+	return ps
 }
 
-// fill takes what the env block left out from the XML of ConfDir, and checks the result.
-func (c *Config) fill() error {
-	if c.ConfDir == "" {
+// Prepare resolves hadoop_conf_dir (relative to the job file) and takes from its XML, with
+// Hadoop's defaults and ${...} expansion, the addresses the block leaves out.
+func (c *Config) Prepare() []settings.Problem {
+	switch {
+	case c.ConfDir == "":
 		c.ConfDir = os.Getenv("HADOOP_CONF_DIR")
-	}
-	if strings.HasPrefix(c.ConfDir, "~/") {
+	case strings.HasPrefix(c.ConfDir, "~/"):
 		if home, err := os.UserHomeDir(); err == nil {
 			c.ConfDir = filepath.Join(home, c.ConfDir[2:])
 		}
+	case !filepath.IsAbs(c.ConfDir) && c.File != "":
+		c.ConfDir = filepath.Join(filepath.Dir(c.File), c.ConfDir)
 	}
-	props := map[string]string{}
+	conf := yarn.HadoopConf{}
 	if c.ConfDir != "" {
-		for _, f := range []string{"core-site.xml", "hdfs-site.xml", "yarn-site.xml"} {
-			err := readConf(filepath.Join(c.ConfDir, f), props)
-			if err != nil && !(errors.Is(err, fs.ErrNotExist) && f == "hdfs-site.xml") {
-				return fmt.Errorf("hadoop_conf_dir: %w", err)
-			}
+		if info, err := os.Stat(c.ConfDir); err != nil || !info.IsDir() {
+			return []settings.Problem{{Key: "hadoop_conf_dir", Message: fmt.Sprintf("%s is not a directory", c.ConfDir),
+				Hint: "point it at the directory holding core-site.xml and yarn-site.xml"}}
+		}
+		var err error
+		if conf, err = yarn.ReadHadoopConf(c.ConfDir); err != nil {
+			return []settings.Problem{{Key: "hadoop_conf_dir", Message: err.Error()}}
 		}
 	}
 	if c.NameNode == "" {
 		if u, err := url.Parse(c.DistPath); err == nil && u.Host != "" {
 			c.NameNode = u.Host
-		} else if u, err := url.Parse(props["fs.defaultFS"]); err == nil && u.Scheme == "hdfs" {
+		} else if u, err := url.Parse(conf.Get("fs.defaultFS", "")); err == nil && u.Scheme == "hdfs" {
 			c.NameNode = u.Host
 		}
 	}
-	if c.ResourceManager == "" {
-		c.ResourceManager = props["yarn.resourcemanager.address"]
-	}
-	if c.Scheduler == "" {
-		c.Scheduler = props["yarn.resourcemanager.scheduler.address"]
-	}
 	if c.WebApp == "" {
-		c.WebApp = props["yarn.resourcemanager.webapp.address"]
+		c.WebApp, _ = conf.Address("yarn.resourcemanager.webapp.address", 8088)
 	}
 	if c.User == "" {
 		c.User = os.Getenv("HADOOP_USER_NAME")
@@ -124,13 +118,9 @@ func (c *Config) fill() error {
 	}
 	switch {
 	case c.NameNode == "":
-		return errors.New("no namenode: give dist_path as hdfs://HOST:PORT/dir, set namenode, or point hadoop_conf_dir at a core-site.xml with fs.defaultFS")
+		return []settings.Problem{{Key: "dist_path", Message: "no NameNode", Hint: "give dist_path as hdfs://HOST:PORT/dir, set namenode, or point hadoop_conf_dir at a core-site.xml with fs.defaultFS"}}
 	case c.WebApp == "":
-		return errors.New("no ResourceManager web address: set resourcemanager_webapp, or point hadoop_conf_dir at a yarn-site.xml with yarn.resourcemanager.webapp.address")
-	case c.Scheduler == "":
-		return errors.New("no ResourceManager scheduler address: point hadoop_conf_dir at a yarn-site.xml with yarn.resourcemanager.scheduler.address")
-	case c.Containers < 1:
-		return fmt.Errorf("containers must be at least 1, not %d", c.Containers)
+		return []settings.Problem{{Key: "hadoop_conf_dir", Message: "no ResourceManager web address", Hint: "set resourcemanager_webapp, or point hadoop_conf_dir at a yarn-site.xml with yarn.resourcemanager.hostname or yarn.resourcemanager.webapp.address"}}
 	}
 	return nil
 }
@@ -141,25 +131,4 @@ func (c Config) DistDir() string {
 		return u.Path
 	}
 	return c.DistPath
-}
-
-// readConf adds the properties of one Hadoop XML configuration file to props.
-func readConf(path string, props map[string]string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	var conf struct {
-		Properties []struct {
-			Name  string `xml:"name"`
-			Value string `xml:"value"`
-		} `xml:"property"`
-	}
-	if err := xml.Unmarshal(data, &conf); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	for _, p := range conf.Properties {
-		props[strings.TrimSpace(p.Name)] = strings.TrimSpace(p.Value)
-	}
-	return nil
 }

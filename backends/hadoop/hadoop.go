@@ -24,14 +24,14 @@ const EnvWorkerBinary = "MAPFLOW_WORKER_BINARY"
 
 // Backend is the Hadoop backend.
 type Backend struct {
-	cfg *Config // nil: from the env block
+	cfg *Config // prepared (see Config.Prepare)
 	// Log, when set, receives what the backend does (the application id, its end).
 	Log func(format string, args ...any)
 
 	app yarn.ApplicationID // the running application, for tests
 }
 
-// New returns a Hadoop backend. A nil cfg takes its settings from the env block a job runs in.
+// New returns a Hadoop backend with the settings of cfg, which Prepare completed.
 func New(cfg *Config) *Backend { return &Backend{cfg: cfg} }
 
 func (b *Backend) logf(format string, args ...any) {
@@ -42,14 +42,8 @@ func (b *Backend) logf(format string, args ...any) {
 
 // Run stages the job in HDFS, submits a YARN application that runs the workers, and reports
 // results as they land in HDFS. Canceling ctx kills the application.
-func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan rt.Task, r rt.Reporter) error {
-	cfg, err := b.config(env)
-	if err != nil {
-		return err
-	}
-	if strings.ContainsAny(cfg.DistDir(), " \t\n\"'`$\\") {
-		return fmt.Errorf("%s: dist_path %q: use a path without spaces, quotes or $", settingPos(env, "dist_path"), cfg.DistPath)
-	}
+func (b *Backend) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
+	cfg := b.cfg
 	id := rt.JobID(ctx)
 	if id == "" {
 		id = rt.NewJobID(job.Name, time.Now())
@@ -60,25 +54,25 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 	// anything is written.
 	rm, err := yarn.NewRMClient("http://"+cfg.WebApp, cfg.User)
 	if err != nil {
-		return fmt.Errorf("%s: %w", settingPos(env, "resourcemanager_webapp", "hadoop_conf_dir"), err)
+		return fmt.Errorf("%s: %w", cfg.At("resourcemanager_webapp", "hadoop_conf_dir"), err)
 	}
 	app, err := rm.NewApplication(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: cannot get an application from the ResourceManager at %s (from resourcemanager_webapp or hadoop_conf_dir's yarn.resourcemanager.webapp.address): is YARN up? %w",
-			settingPos(env, "resourcemanager_webapp", "hadoop_conf_dir"), cfg.WebApp, err)
+			cfg.At("resourcemanager_webapp", "hadoop_conf_dir"), cfg.WebApp, err)
 	}
 	b.app = app.ID
 	store, err := OpenStore(cfg.NameNode, cfg.User, dir)
 	if err != nil {
 		return fmt.Errorf("%s: cannot reach the HDFS NameNode at %s (from dist_path, namenode or hadoop_conf_dir's fs.defaultFS): is the cluster up? %w",
-			settingPos(env, "namenode", "dist_path", "hadoop_conf_dir"), cfg.NameNode, err)
+			cfg.At("namenode", "dist_path", "hadoop_conf_dir"), cfg.NameNode, err)
 	}
 	defer store.Close()
 	if err := store.MakeRoot(); err != nil {
 		return fmt.Errorf("stage the job: %w", err)
 	}
 	d := &remote.Driver{Store: store, JobID: id, Threads: cfg.VCores, Workers: cfg.Containers * cfg.VCores}
-	if err := d.Stage(ctx, job, env); err != nil {
+	if err := d.Stage(ctx, job, cfg.Env); err != nil {
 		return fmt.Errorf("stage the job in %s: %w", dir, err)
 	}
 	bin := os.Getenv(EnvWorkerBinary)
@@ -183,15 +177,12 @@ var _ rt.Reattacher = (*Backend)(nil)
 // it (or has ended), and its results are in HDFS. It reports those of the tasks received,
 // waiting for the ones still running, and runs afresh, in a new application, the tasks the
 // old one ended without.
-func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, state []byte, tasks <-chan rt.Task, r rt.Reporter) error {
+func (b *Backend) Reattach(ctx context.Context, job *lang.Job, state []byte, tasks <-chan rt.Task, r rt.Reporter) error {
 	var st runState
 	if err := json.Unmarshal(state, &st); err != nil || st.App == "" {
-		return b.Run(ctx, job, env, tasks, r)
+		return b.Run(ctx, job, tasks, r)
 	}
-	cfg, err := b.config(env)
-	if err != nil {
-		return err
-	}
+	cfg := b.cfg
 	app, err := yarn.ParseApplicationID(st.App)
 	if err != nil {
 		return fmt.Errorf("re-attach: %w", err)
@@ -226,21 +217,18 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, env *lang.Env, st
 		return nil
 	}
 	b.logf("hadoop: YARN application %s ended without %d tasks; running them again", app, len(missing))
-	return b.Run(ctx, job, env, rt.Feed(missing), r)
+	return b.Run(ctx, job, rt.Feed(missing), r)
 }
 
 var _ rt.Stopper = (*Backend)(nil)
 
 // Stop kills the YARN application of a run whose driver is gone, unless it has ended.
-func (b *Backend) Stop(ctx context.Context, env *lang.Env, state []byte) error {
+func (b *Backend) Stop(ctx context.Context, state []byte) error {
 	var st runState
 	if err := json.Unmarshal(state, &st); err != nil || st.App == "" {
 		return nil
 	}
-	cfg, err := b.config(env)
-	if err != nil {
-		return err
-	}
+	cfg := b.cfg
 	app, err := yarn.ParseApplicationID(st.App)
 	if err != nil {
 		return err
@@ -261,22 +249,3 @@ func (b *Backend) Stop(ctx context.Context, env *lang.Env, state []byte) error {
 
 // App is the YARN application of the last Run, for tests.
 func (b *Backend) App() yarn.ApplicationID { return b.app }
-
-func (b *Backend) config(env *lang.Env) (Config, error) {
-	if b.cfg != nil {
-		c := *b.cfg
-		return c, c.fill()
-	}
-	return ConfigFromEnv(env)
-}
-
-// settingPos is where the first of keys is set in env, or where env starts: the place in the
-// job file an error about those settings points at.
-func settingPos(env *lang.Env, keys ...string) lang.Pos {
-	for _, k := range keys {
-		if s, ok := env.Settings[k]; ok {
-			return s.Pos
-		}
-	}
-	return env.Pos
-}

@@ -59,7 +59,7 @@ func TestConformance(t *testing.T) {
 	confDir, hdfs := cluster(t)
 	env := fmt.Sprintf("env hadoop test {\n  containers = 2\n  container_vcores = 3\n  container_memory_mb = 256\n"+
 		"  dist_path = \"hdfs://%s/tmp/mapflow-test\"\n  hadoop_conf_dir = %q\n}", hdfs, confDir)
-	backendtest.Run(t, func(t *testing.T) rt.Backend { return New(nil) }, backendtest.Options{
+	backendtest.Run(t, func(t *testing.T, env *lang.Env) rt.Backend { return backendtest.FromEnv(t, env) }, backendtest.Options{
 		Env:             env,
 		Timeout:         3 * time.Minute,
 		LoseWorker:      loseWorker,
@@ -105,7 +105,7 @@ func TestStagingIsPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	rep, err := rt.Run(context.Background(), cat, New(nil), job, env, rt.Options{})
+	rep, err := rt.Run(context.Background(), cat, backendtest.FromEnv(t, env), job, env, rt.Options{})
 	if err != nil || rep.Status != rt.Completed {
 		t.Fatalf("run: %v, %+v", err, rep)
 	}

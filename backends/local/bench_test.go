@@ -12,6 +12,7 @@ import (
 	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/backendtest"
 )
 
 // BenchmarkLocal1M runs a million expression tasks through the whole driver into a catalog
@@ -72,7 +73,7 @@ func benchmarkJob(b *testing.B, n int, src string, files map[string][]byte) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		rep, err := rt.Run(context.Background(), cat, New(Config{}), job, env, rt.Options{})
+		rep, err := rt.Run(context.Background(), cat, backendtest.FromEnv(b, env), job, env, rt.Options{})
 		total += time.Since(start)
 		if err != nil {
 			b.Fatal(err)

@@ -70,15 +70,26 @@ func TestExpressionFailureIsNotRetried(t *testing.T) {
 	}
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	c, err := ConfigFromEnv(&lang.Env{Kind: "local", Settings: map[string]lang.Setting{"workers": {Value: int64(3)}}})
-	if err != nil || c.Workers != 3 {
-		t.Errorf("got %+v, %v", c, err)
+// TestSettings: the local kind's settings, as the job language decodes and checks them.
+func TestSettings(t *testing.T) {
+	check := func(block string) (*Config, error) {
+		f, err := lang.Parse("job.mf", []byte(block+"\nfunc f(x) = x\nparams [{x: 1}]\n"))
+		if err != nil {
+			return nil, err
+		}
+		j, err := lang.Check(f)
+		if err != nil {
+			return nil, err
+		}
+		return j.Envs[0].Options.(*Config), nil
 	}
-	if _, err := ConfigFromEnv(&lang.Env{Kind: "local", Settings: map[string]lang.Setting{"workers": {Value: int64(0)}}}); err == nil {
-		t.Error("workers = 0 accepted")
+	if c, err := check("env local { workers = 3 }"); err != nil || c.Workers != 3 {
+		t.Errorf("workers = 3: %+v, %v", c, err)
 	}
-	if c, err := ConfigFromEnv(&lang.Env{Kind: "local"}); err != nil || c.workers() < 1 {
+	if _, err := check("env local { workers = 0 }"); err == nil || !strings.Contains(err.Error(), `job.mf:1:23: setting "workers" must be from 1 to 4096, got integer 0`) {
+		t.Errorf("workers = 0: %v", err)
+	}
+	if c, err := check("env local {}"); err != nil || c.workers() < 1 {
 		t.Errorf("default: %+v %v", c, err)
 	}
 }

@@ -21,25 +21,14 @@ type Backend struct {
 	cfg Config
 }
 
-// New returns a local backend. A zero Config takes its settings from the env block a job runs
-// in, else one worker per CPU.
+// New returns a local backend; a zero Config runs one worker per CPU.
 func New(cfg Config) *Backend { return &Backend{cfg: cfg} }
 
 // Run runs the tasks on Workers goroutines through the shared rt.Executor. Shipped files are
 // copied from the job file's directory into each attempt's working directory, made under a
 // temporary directory that Run removes when it returns.
-func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan rt.Task, r rt.Reporter) error {
+func (b *Backend) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
 	cfg := b.cfg
-	if cfg == (Config{}) && env != nil && env.Kind == "local" {
-		c, err := ConfigFromEnv(env)
-		if err != nil {
-			return err
-		}
-		cfg = c
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
 	host, err := os.Hostname()
 	if err != nil {
 		host = "localhost"
@@ -49,7 +38,7 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <
 		shipDir = abs
 	}
 	ex := &rt.Executor{Job: job, Host: host, ShipDir: shipDir, JobID: rt.JobID(ctx)}
-	ex.SetPython(env)
+	ex.UsePython(&cfg.Common)
 	// A process a task started in a session of its own (setsid) escapes its process group:
 	// it ends with the job at the latest.
 	defer rt.KillStray(ex.JobID)

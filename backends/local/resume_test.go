@@ -37,7 +37,12 @@ func driverMain(jobPath, catPath string) int {
 		return 2
 	}
 	defer cat.Close()
-	if _, err := rt.Run(context.Background(), cat, New(Config{}), job, env, rt.Options{}); err != nil {
+	b, err := rt.NewBackend(env)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if _, err := rt.Run(context.Background(), cat, b, job, env, rt.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -119,7 +124,7 @@ combine sum(results)
 		t.Fatalf("killed job is %s", row.Status)
 	}
 
-	newBackend := func(env *lang.Env) (rt.Backend, error) { return New(Config{}), nil }
+	newBackend := rt.NewBackend
 	rep, err := rt.Resume(ctx, cat, newBackend, row, rt.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -126,6 +126,7 @@ in an SQLite catalog that "mapflow sql" queries.`,
 	root.AddCommand(
 		a.runCommand(),
 		a.checkCommand(),
+		a.envsCommand(),
 		a.statusCommand(),
 		a.waitCommand(),
 		a.resultsCommand(),

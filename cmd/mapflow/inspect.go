@@ -374,7 +374,7 @@ func (a *app) cancelCommand() *cobra.Command {
 			}
 			// Its remote work goes on without it: stop it first, so that nothing keeps
 			// running (or billing) behind a job recorded Canceled.
-			if err := rt.StopRemote(ctx, newBackend, row); err != nil {
+			if err := rt.StopRemote(ctx, rt.NewBackend, row); err != nil {
 				return err
 			}
 			// And what its local tasks left running.

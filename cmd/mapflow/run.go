@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +17,7 @@ import (
 	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/settings"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -38,7 +41,7 @@ func (a *app) runCommand() *cobra.Command {
 				}
 				return &exitError{code: exitBadInput, err: err}
 			}
-			backend, err := newBackend(env)
+			backend, err := rt.NewBackend(env)
 			if err != nil {
 				return err
 			}
@@ -79,6 +82,11 @@ func (a *app) load(path, envName string) (*lang.Job, *lang.Env, error) {
 	env, err := job.DefaultEnv(envName)
 	if err != nil {
 		return nil, nil, &exitError{code: exitBadInput, err: err}
+	}
+	// What the env's backend needs of this machine (a directory that must exist, say) is
+	// checked here, for check and run alike.
+	if err := env.Prepare(); err != nil {
+		return nil, nil, err
 	}
 	return job, env, nil
 }
@@ -218,13 +226,23 @@ const (
 )
 
 func (a *app) checkCommand() *cobra.Command {
-	return &cobra.Command{
+	var envName string
+	cmd := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Parse and validate a job file without running it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			job, err := lang.Load(args[0])
 			if err != nil {
+				return err
+			}
+			// The env run would use is prepared as run prepares it: what it needs of this
+			// machine (a directory that must exist) is checked too.
+			env, err := job.DefaultEnv(envName)
+			if err != nil {
+				return &exitError{code: exitBadInput, err: err}
+			}
+			if err := env.Prepare(); err != nil {
 				return err
 			}
 			// Generated parameter sets may be unbounded: a sample of them is looked at, and
@@ -266,6 +284,50 @@ func (a *app) checkCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&envName, "env", "", "the env block to check as run would use it (default: the file's first)")
+	return cmd
+}
+
+func (a *app) envsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "envs [KIND]",
+		Short: "List every env kind's settings: type, default, bounds and meaning",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kinds := settings.Kinds()
+			if len(args) == 1 {
+				if _, ok := settings.Lookup(args[0]); !ok {
+					return usageErr("unknown env kind %q; the kinds are %s", args[0], strings.Join(kinds, ", "))
+				}
+				kinds = args[:1]
+			}
+			for i, name := range kinds {
+				k, _ := settings.Lookup(name)
+				if i > 0 {
+					fmt.Fprintln(a.stdout)
+				}
+				w := tabwriter.NewWriter(a.stdout, 2, 8, 2, ' ', 0)
+				fmt.Fprintf(w, "env %s\n", name)
+				for _, o := range k.Options {
+					var notes []string
+					if o.Required {
+						notes = append(notes, "required")
+					}
+					if o.Default != "" {
+						notes = append(notes, "default "+o.Default)
+					}
+					if o.Bounded {
+						notes = append(notes, fmt.Sprintf("%d to %d", o.Min, o.Max))
+					}
+					fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", o.Key, o.Type.Name(), strings.Join(notes, ", "), o.Help)
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
 }
 
 func (a *app) resumeCommand() *cobra.Command {
@@ -285,7 +347,7 @@ func (a *app) resume(ctx context.Context, cat *catalog.Catalog, row *catalog.Job
 		return err
 	}
 	p := a.newProgress(row.Name)
-	report, err := rt.Resume(ctx, cat, newBackend, row, rt.Options{Progress: p.update, CombineOutput: a.stderr})
+	report, err := rt.Resume(ctx, cat, rt.NewBackend, row, rt.Options{Progress: p.update, CombineOutput: a.stderr})
 	p.finish()
 	return a.finishRun(report, err)
 }

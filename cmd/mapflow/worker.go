@@ -21,7 +21,7 @@ func (a *app) workerCommand() *cobra.Command {
 			if store == "" || id == "" {
 				return usageErr("worker needs --store URL and --id ID")
 			}
-			s, closeStore, err := openStore(store)
+			s, closeStore, err := remote.OpenStore(cmd.Context(), store)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mapflow/mapflow/backends/hadoop"
+	"github.com/mapflow/mapflow/runtime/remote"
 )
 
 // yarnAMCommand is the YARN ApplicationMaster of a Hadoop job; the Hadoop backend starts it
@@ -16,7 +17,7 @@ func (a *app) yarnAMCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, closeStore, err := openStore(cfg.Store)
+			s, closeStore, err := remote.OpenStore(cmd.Context(), cfg.Store)
 			if err != nil {
 				return err
 			}
@@ -26,7 +27,7 @@ func (a *app) yarnAMCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Store, "store", "", "the job's staging directory, hdfs://NAMENODE/dir")
-	f.IntVar(&cfg.Containers, "containers", 1, "workers to run")
+	f.IntVar(&cfg.Containers, "containers", hadoop.DefaultContainers, "workers to run")
 	f.IntVar(&cfg.MemoryMB, "memory", 512, "memory per worker container, MiB")
 	f.IntVar(&cfg.VCores, "vcores", 1, "virtual cores per worker container")
 	f.StringVar(&cfg.Binary, "binary", "", "the mapflow binary's HDFS URL")

@@ -47,8 +47,9 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Run runs every case against backends made by newBackend (one per case).
-func Run(t *testing.T, newBackend func(t *testing.T) rt.Backend, opts Options) {
+// Run runs every case against backends made by newBackend (one per case) from the case's env
+// block (opts.Env); rt.NewBackend makes a backend as `mapflow run` does.
+func Run(t *testing.T, newBackend func(t *testing.T, env *lang.Env) rt.Backend, opts Options) {
 	if opts.Env == "" {
 		opts.Env = "env local { workers = 4 }"
 	}
@@ -89,7 +90,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) rt.Backend, opts Options) {
 }
 
 type suite struct {
-	newBackend func(t *testing.T) rt.Backend
+	newBackend func(t *testing.T, env *lang.Env) rt.Backend
 	opts       Options
 }
 
@@ -144,7 +145,7 @@ func (s *suite) run(t *testing.T, j *job, ctx context.Context, opts rt.Options) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	rep, err := rt.Run(ctx, j.cat, s.newBackend(t), j.job, j.env, opts)
+	rep, err := rt.Run(ctx, j.cat, s.newBackend(t, j.env), j.job, j.env, opts)
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -679,7 +680,7 @@ echo $(($1 * 10))
 		if env.Name != j.env.Name {
 			t.Errorf("resume picked env %s, want %s", env.Name, j.env.Name)
 		}
-		return s.newBackend(t), nil
+		return s.newBackend(t, env), nil
 	}
 	rep2, err := rt.Resume(context.Background(), j.cat, newBackend, row, rt.Options{})
 	if err != nil {
@@ -712,7 +713,7 @@ func (s *suite) lostWorker(t *testing.T) {
 	}
 	const n = 12
 	j := s.slowJob(t, "lostworker", n, "0.5")
-	b := s.newBackend(t)
+	b := s.newBackend(t, j.env)
 	var once sync.Once
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
@@ -763,4 +764,15 @@ params map(0..5, ({i: #}))
 			t.Errorf("row %d: %s %s %s", i, r.Status, r.Exception, r.Message)
 		}
 	}
+}
+
+// FromEnv makes the backend of env as `mapflow run` does (rt.NewBackend): the newBackend of Run
+// for a backend that needs nothing else.
+func FromEnv(t testing.TB, env *lang.Env) rt.Backend {
+	t.Helper()
+	b, err := rt.NewBackend(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

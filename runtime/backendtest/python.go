@@ -274,7 +274,7 @@ timeout 1s
 	start = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
-	rep, err = rt.Run(ctx, j.cat, s.newBackend(t), j.job, j.env, rt.Options{})
+	rep, err = rt.Run(ctx, j.cat, s.newBackend(t, j.env), j.job, j.env, rt.Options{})
 	if d := time.Since(start); d > 40*time.Second {
 		t.Errorf("the job with a hanging import took %s", d)
 	}
@@ -315,7 +315,7 @@ params map(0..3, ({i: #}))
 `, map[string]string{"broken.py": "import numpy_that_is_not_there\n\ndef f(i):\n    return i\n"})
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
-	rep, err := rt.Run(ctx, j.cat, s.newBackend(t), j.job, j.env, rt.Options{})
+	rep, err := rt.Run(ctx, j.cat, s.newBackend(t, j.env), j.job, j.env, rt.Options{})
 	s.checkStartFailure(t, j, rep, err, "ModuleNotFoundError", "No module named 'numpy_that_is_not_there'")
 	if err == nil {
 		r := rows(t, j.cat, rep.JobID)[0]

@@ -47,9 +47,10 @@ type Driver struct {
 	Watch func(ctx context.Context) error
 }
 
-// Stage writes the manifest and shipped files: what workers need before any task.
-func (d *Driver) Stage(ctx context.Context, job *lang.Job, env *lang.Env) error {
-	m := Manifest{JobID: d.JobID, ScriptPath: job.Filename, Script: string(job.Source), Env: env.Name, Threads: d.Threads}
+// Stage writes the manifest and shipped files: what workers need before any task. envName is
+// the env block the job runs in, which the workers read their settings from.
+func (d *Driver) Stage(ctx context.Context, job *lang.Job, envName string) error {
+	m := Manifest{JobID: d.JobID, ScriptPath: job.Filename, Script: string(job.Source), Env: envName, Threads: d.Threads}
 	for _, s := range job.Ship {
 		err := filepath.WalkDir(s.Abs, func(p string, e fs.DirEntry, err error) error {
 			if err != nil || e.IsDir() {

@@ -23,13 +23,13 @@ type dirBackend struct {
 	running map[string]context.CancelFunc // live workers by id
 }
 
-func (b *dirBackend) Run(ctx context.Context, job *lang.Job, env *lang.Env, tasks <-chan rt.Task, r rt.Reporter) error {
+func (b *dirBackend) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
 	b.mu.Lock()
 	b.store = DirStore(b.t.TempDir())
 	b.running = map[string]context.CancelFunc{}
 	b.mu.Unlock()
 	d := &Driver{Store: b.store, JobID: "test", ChunkSize: 3, Workers: b.workers, Threads: 1, Poll: 20e6}
-	if err := d.Stage(ctx, job, env); err != nil {
+	if err := d.Stage(ctx, job, "local"); err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
@@ -67,7 +67,7 @@ func (b *dirBackend) lose(t *testing.T) {
 }
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T) rt.Backend { return &dirBackend{t: t, workers: 3} },
+	backendtest.Run(t, func(t *testing.T, _ *lang.Env) rt.Backend { return &dirBackend{t: t, workers: 3} },
 		backendtest.Options{LoseWorker: func(t *testing.T, b rt.Backend) { b.(*dirBackend).lose(t) }})
 }
 

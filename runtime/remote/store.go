@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Errors a Store returns, tested with errors.Is.
@@ -117,4 +120,41 @@ func (d DirStore) List(_ context.Context, dir string) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+var (
+	openersMu sync.RWMutex
+	openers   = map[string]func(ctx context.Context, u *url.URL) (Store, func(), error){
+		"file": func(_ context.Context, u *url.URL) (Store, func(), error) { return DirStore(u.Path), func() {}, nil },
+	}
+)
+
+// RegisterStore declares how a worker opens a store URL of the given scheme (hdfs://…,
+// s3://…); a backend package calls it once, from init. open returns the store and how to close
+// it.
+func RegisterStore(scheme string, open func(ctx context.Context, u *url.URL) (Store, func(), error)) {
+	openersMu.Lock()
+	defer openersMu.Unlock()
+	openers[scheme] = open
+}
+
+// OpenStore opens the store a worker is pointed at: file:///dir, or a URL of a scheme a
+// backend registered.
+func OpenStore(ctx context.Context, raw string) (Store, func(), error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store %q: %w", raw, err)
+	}
+	openersMu.RLock()
+	open, ok := openers[u.Scheme]
+	schemes := make([]string, 0, len(openers))
+	for s := range openers {
+		schemes = append(schemes, s+"://")
+	}
+	openersMu.RUnlock()
+	if !ok {
+		slices.Sort(schemes)
+		return nil, nil, fmt.Errorf("store %q: use a URL of %s", raw, strings.Join(schemes, ", "))
+	}
+	return open(ctx, u)
 }

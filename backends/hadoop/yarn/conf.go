@@ -93,19 +93,29 @@ func (c HadoopConf) expand(v string, depth int) string {
 // ${yarn.resourcemanager.hostname}:8030. A wildcard host (0.0.0.0, as when nothing is set) is
 // an error: it names no server to connect to. ResourceManager HA (rm-ids) is not supported.
 func (c HadoopConf) SchedulerAddress() (string, error) {
+	return c.Address("yarn.resourcemanager.scheduler.address", 8030)
+}
+
+// Address returns the ResourceManager address property key, defaulting like Hadoop to
+// ${yarn.resourcemanager.hostname}:port. A wildcard host (0.0.0.0, as when nothing is set) is
+// an error: it names no server to connect to. ResourceManager HA (rm-ids) is not supported.
+func (c HadoopConf) Address(key string, port int) (string, error) {
 	if strings.EqualFold(c.Get("yarn.resourcemanager.ha.enabled", "false"), "true") {
-		return "", fmt.Errorf("yarn: ResourceManager HA (rm-ids %q) is not supported; give the active ResourceManager's scheduler address", c.Get("yarn.resourcemanager.ha.rm-ids", ""))
+		return "", fmt.Errorf("yarn: ResourceManager HA (rm-ids %q) is not supported; set the active ResourceManager's %s", c.Get("yarn.resourcemanager.ha.rm-ids", ""), key)
 	}
-	addr := c.Get("yarn.resourcemanager.scheduler.address", "${yarn.resourcemanager.hostname}:8030")
-	if _, ok := c["yarn.resourcemanager.hostname"]; !ok && !strings.Contains(addr, ":") {
-		addr += ":8030"
+	addr := c.Get(key, fmt.Sprintf("${yarn.resourcemanager.hostname}:%d", port))
+	if strings.Contains(addr, "${yarn.resourcemanager.hostname}") {
+		return "", fmt.Errorf("yarn: %s is not set and names no host (set it or yarn.resourcemanager.hostname)", key)
+	}
+	if !strings.Contains(addr, ":") {
+		addr += fmt.Sprintf(":%d", port)
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil || strings.Contains(addr, "${") {
-		return "", fmt.Errorf("yarn: yarn.resourcemanager.scheduler.address %q is not host:port", addr)
+		return "", fmt.Errorf("yarn: %s %q is not host:port", key, addr)
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
-		return "", fmt.Errorf("yarn: yarn.resourcemanager.scheduler.address %q names no host (set it or yarn.resourcemanager.hostname)", addr)
+		return "", fmt.Errorf("yarn: %s %q names no host (set it or yarn.resourcemanager.hostname)", key, addr)
 	}
 	return addr, nil
 }
