@@ -255,7 +255,7 @@ func (c *checker) checkEnv(e *envStmt) {
 	}
 	env := &Env{Kind: kindName, Name: name, Pos: e.Pos, Settings: map[string]Setting{}}
 	valuePos := map[string]Pos{}
-	bad := false
+	bad := map[string]bool{} // keys whose value was refused
 	var prev *setting
 	for _, it := range e.Items {
 		switch {
@@ -285,12 +285,12 @@ func (c *checker) checkEnv(e *envStmt) {
 		}
 		v, problem := convertSetting(opt.Type, s.Value)
 		if problem != "" {
-			bad = true
+			bad[key] = true
 			c.errorf(s.Value.Pos, fmt.Sprintf("write it like %s = %s; %s", key, opt.Type.Example(), opt.Help), "setting %q %s", key, problem)
 			continue
 		}
 		if p := opt.CheckValue(v); p != "" {
-			bad = true
+			bad[key] = true
 			c.errorf(s.Value.Pos, key+": "+opt.Help, "setting %q %s, got %s", key, p, describeValue(s.Value))
 			continue
 		}
@@ -310,8 +310,8 @@ func (c *checker) checkEnv(e *envStmt) {
 			}
 		}
 	}
-	if bad || missing {
-		return // the kind's own checks see only blocks whose every value is well-formed
+	if missing {
+		return // the kind's own checks need its required settings
 	}
 	values := make(map[string]any, len(env.Settings))
 	src := settings.Source{File: e.Pos.Filename, Block: e.Pos.String(), Env: name, Keys: map[string]string{}}
@@ -321,6 +321,9 @@ func (c *checker) checkEnv(e *envStmt) {
 	}
 	opts, problems := kind.Decode(values, src)
 	for _, p := range problems {
+		if bad[p.Key] || (p.Key == "" && len(bad) > 0) {
+			continue // said already, or caused by a value refused (the check saw its default)
+		}
 		pos, ok := valuePos[p.Key]
 		if !ok {
 			pos = e.Pos
@@ -331,7 +334,9 @@ func (c *checker) checkEnv(e *envStmt) {
 			c.errorf(pos, p.Hint, "env %s %s: %s", kindName, name, p.Message)
 		}
 	}
-	env.Options = opts
+	if len(bad) == 0 {
+		env.Options = opts
+	}
 }
 
 // setButBad tells whether key was written in the block (and so already reported).

@@ -89,7 +89,7 @@ func TestParseTree(t *testing.T) {
 // TestEveryProblem checks that Check reports all the problems of a file, in file order.
 func TestEveryProblem(t *testing.T) {
 	src := `env local { worker = 2 }
-env ec2 { hosts = "3", s3_path = "s3://b/p", ami = "ami-1" }
+env ec2 { hosts = "3", s3_path = "s3://bkt/p", ami = "ami-1" }
 func f(x, x) = x + z
 ship "../up.txt"
 params [{x: 1}]
