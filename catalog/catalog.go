@@ -409,7 +409,29 @@ type Log struct {
 	Data    []byte
 }
 
-// Task and job statuses.
+// AliveWithin is how recent a running job's heartbeat must be for its driver to be taken for
+// alive; a driver beats every second.
+const AliveWithin = 5 * time.Second
+
+// DriverGone tells whether an unfinished job's driver is gone: its heartbeat stopped, or it ran
+// on this host and its process no longer exists. A finished job has no driver to lose.
+func (j *Job) DriverGone() bool {
+	switch j.Status {
+	case StatusCompleted, StatusFailed, StatusCanceled:
+		return false
+	}
+	if j.Heartbeat.IsZero() || time.Since(j.Heartbeat) > AliveWithin {
+		return true
+	}
+	if host, _ := os.Hostname(); host == j.DriverHost && j.DriverPID > 0 && j.DriverPID != os.Getpid() {
+		if err := syscall.Kill(j.DriverPID, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+	}
+	return false
+}
+
+// Task and job statuses: the vocabulary of the status columns, and of runtime.Status.
 const (
 	StatusPending   = "Pending"
 	StatusRunning   = "Running"

@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/mapflow/mapflow/catalog"
-	rt "github.com/mapflow/mapflow/runtime"
 )
 
 // Limits that keep a page small whatever the job: what is cut says so on the page, with the
@@ -119,7 +118,7 @@ func build(ctx context.Context, cat *catalog.Catalog, job *catalog.Job, now time
 		Finished:  formatTime(job.FinishedAt),
 		Generated: formatTime(now),
 	}
-	if rt.DriverGone(job) {
+	if job.DriverGone() {
 		p.StatusNote = "driver gone: finish it with mapflow resume " + job.ID
 	}
 	switch {

@@ -3,23 +3,29 @@ package runtime
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
 )
 
 // Status is a task's or a job's state as the catalog records it.
 type Status string
 
-// Task and job states.
+// Task and job states, as the catalog names them.
 const (
-	Pending   Status = "Pending"
-	Running   Status = "Running"
-	Completed Status = "Completed"
-	Failed    Status = "Failed"
-	Canceled  Status = "Canceled"
+	Pending   Status = catalog.StatusPending
+	Running   Status = catalog.StatusRunning
+	Completed Status = catalog.StatusCompleted
+	Failed    Status = catalog.StatusFailed
+	Canceled  Status = catalog.StatusCanceled
 )
+
+// TaskName is the name of the task of func fn with the given index: "add-0", the key of the
+// combiner's tasks map and of Python combiners' keyword arguments.
+func TaskName(fn string, index int) string { return fn + "-" + strconv.Itoa(index) }
 
 // Final tells whether s is a state a job or task ends in.
 func (s Status) Final() bool { return s == Completed || s == Failed || s == Canceled }
@@ -27,7 +33,7 @@ func (s Status) Final() bool { return s == Completed || s == Failed || s == Canc
 // Task is one parameter set of a job, numbered in the order of the params list.
 type Task struct {
 	Index  int
-	Name   string         // "<func>-<index>", the key of the combiner's `tasks` map
+	Name   string         // TaskName: "<func>-<index>", the key of the combiner's `tasks` map
 	Params map[string]any // JSON-like values
 	// ParamsJSON is Params encoded once by the planner; backends that stage tasks remotely
 	// send these bytes as they are.

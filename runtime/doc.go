@@ -42,7 +42,7 @@
 // unfinished tasks in memory and writes a task's row once, when it finishes, unless its
 // Pending or Running state has stayed unwritten for 200 ms: so a slow exec job shows its
 // Pending and Running rows while an expression job writes each row once. Rows go to a writer
-// goroutine in batches of up to 10,000 per transaction; while the writer is busy the next
+// goroutine in batches of up to 50,000 per transaction; while the writer is busy the next
 // batch grows, so batches size themselves to the catalog's pace. Rows are upserts, so a
 // task's final row replaces any earlier one.
 //

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mapflow/mapflow/catalog"
@@ -22,11 +21,9 @@ import (
 
 // Driver tuning.
 const (
-	taskBuffer     = 4096 // planned tasks waiting for the backend
-	planChunk      = 64   // tasks the planner registers with the recorder at a time
-	heartbeatEvery = time.Second
-	// aliveWithin is how recent a heartbeat must be for Resume to take the driver for alive.
-	aliveWithin = 5 * time.Second
+	taskBuffer     = 4096        // planned tasks waiting for the backend
+	planChunk      = 64          // tasks the planner registers with the recorder at a time
+	heartbeatEvery = time.Second // catalog.AliveWithin is five of them
 )
 
 // ErrCancelRequested is the cause of a run's cancellation by `mapflow cancel`.
@@ -200,22 +197,8 @@ func StopRemote(ctx context.Context, newBackend func(*lang.Env) (Backend, error)
 	return nil
 }
 
-// DriverGone tells whether an unfinished job's driver is gone: its heartbeat stopped, or it ran
-// on this host and its process no longer exists. A finished job has no driver to lose.
-func DriverGone(row *catalog.Job) bool {
-	if Status(row.Status).Final() {
-		return false
-	}
-	if row.Heartbeat.IsZero() || time.Since(row.Heartbeat) > aliveWithin {
-		return true
-	}
-	if host, _ := os.Hostname(); host == row.DriverHost && row.DriverPID > 0 && row.DriverPID != os.Getpid() {
-		if err := syscall.Kill(row.DriverPID, 0); errors.Is(err, syscall.ESRCH) {
-			return true
-		}
-	}
-	return false
-}
+// DriverGone tells whether an unfinished job's driver is gone (see catalog.Job.DriverGone).
+func DriverGone(row *catalog.Job) bool { return row.DriverGone() }
 
 // checkDriverGone returns ErrDriverAlive when the job is unfinished and its driver alive.
 func checkDriverGone(row *catalog.Job) error {
@@ -426,7 +409,7 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 // which task on none was started: a canceled job of a billion parameter sets must not write a
 // billion rows.
 func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, backendDone <-chan struct{}) error {
-	name := d.job.Func.Name + "-"
+	fn := d.job.Func.Name
 	stopped := false
 	unplanned := 0
 	closeTasks := func() {
@@ -480,7 +463,7 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 			buf = append(buf[:0], "null"...)
 		}
 		params := append([]byte(nil), buf...)
-		t := Task{Index: index, Name: name + strconv.Itoa(index), Params: set, ParamsJSON: params}
+		t := Task{Index: index, Name: TaskName(fn, index), Params: set, ParamsJSON: params}
 		chunk = append(chunk, t)
 		items = append(items, item{kind: itemPlan, index: index, name: t.Name, params: params})
 		if len(chunk) == planChunk {
@@ -583,9 +566,8 @@ func (d *driver) combine(ctx context.Context, results []any) (v any, err error) 
 	}
 	if d.job.Combine.Uses("tasks") {
 		tasks := make(map[string]any, len(results))
-		prefix := d.job.Func.Name + "-"
 		for i, r := range results {
-			tasks[prefix+strconv.Itoa(i)] = r
+			tasks[TaskName(d.job.Func.Name, i)] = r
 		}
 		vars["tasks"] = tasks
 	}
@@ -596,10 +578,9 @@ func (d *driver) combine(ctx context.Context, results []any) (v any, err error) 
 // keyword argument, its result as the value, in a worker process of its own on this machine.
 func (d *driver) combinePython(ctx context.Context, spec *lang.Warm, results []any) (any, error) {
 	kwargs := make(map[string]any, len(results))
-	prefix := d.job.Func.Name + "-"
 	for i, r := range results {
 		if r != nil {
-			kwargs[prefix+strconv.Itoa(i)] = r
+			kwargs[TaskName(d.job.Func.Name, i)] = r
 		}
 	}
 	root, err := os.MkdirTemp("", "mapflow-combine-")

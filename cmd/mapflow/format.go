@@ -75,7 +75,8 @@ func writeValue(b *strings.Builder, v any) {
 	}
 }
 
-// decodeJSON decodes catalog JSON keeping numbers exactly as written; nil or bad JSON is nil.
+// decodeJSON decodes catalog JSON keeping numbers exactly as written; nil is nil, and JSON that
+// does not decode is returned as its text.
 func decodeJSON(data []byte) any {
 	if data == nil {
 		return nil

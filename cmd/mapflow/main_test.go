@@ -34,6 +34,8 @@ func TestScripts(t *testing.T) {
 			switch cond {
 			case "hadoop":
 				return hadoopEnv != nil, nil
+			case "rm8088": // the ResourceManager's web address is on its default port
+				return hadoopEnv["MAPFLOW_YARN_RM"] == "http://127.0.0.1:8088", nil
 			case "root":
 				return os.Geteuid() == 0, nil
 			case "moto":
@@ -70,5 +72,5 @@ func hadoopSetup(t *testing.T) map[string]string {
 		t.Fatalf("build mapflow for the containers: %v\n%s", err, out)
 	}
 	return map[string]string{"HADOOP_CONF_DIR": conf, hadoop.EnvWorkerBinary: bin, "USER": os.Getenv("USER"),
-		"MAPFLOW_YARN_RM": os.Getenv("MAPFLOW_YARN_RM")}
+		"MAPFLOW_YARN_RM": os.Getenv("MAPFLOW_YARN_RM"), "MAPFLOW_HDFS": os.Getenv("MAPFLOW_HDFS")}
 }
