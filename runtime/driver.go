@@ -257,18 +257,47 @@ type driver struct {
 	reattach bool
 }
 
+// errCatalog marks a failure to write the catalog.
+var errCatalog = errors.New("catalog write failed")
+
+// run runs the job: it executes the tasks on the backend, decides the job's status, combines
+// the results and records the job's end.
 func (d *driver) run(parent context.Context) (*Report, error) {
 	d.notStartedFrom = -1
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	// Catalog writes go on after a cancel: that is when the Canceled rows are written.
-	dbCtx := context.WithoutCancel(parent)
-	errCatalog := errors.New("catalog write failed")
+	rec, backendErr, planErr := d.execute(ctx, cancel)
+	o := d.decide(parent, ctx, rec, backendErr, planErr)
+	if o.report.Status != Canceled && o.err == nil && d.job.Combine != nil {
+		d.combineResults(parent, rec, o)
+	}
+	return o.report, d.finish(context.WithoutCancel(parent), rec, o)
+}
 
+// outcome is what a run came to: the report, the lines of the job's error, and the error
+// returned with the job's id.
+type outcome struct {
+	report *Report
+	errs   []string
+	err    error
+}
+
+// fail records why the job failed: in the job row as is, and returned with the job's id.
+func (o *outcome) fail(id string, err error) {
+	o.report.Status = Failed
+	o.errs = append(o.errs, err.Error())
+	o.err = fmt.Errorf("job %s: %w", id, err)
+}
+
+// execute runs the planner, the heartbeat, the recorder and the backend until the backend
+// returns and every event is recorded.
+func (d *driver) execute(ctx context.Context, cancel context.CancelCauseFunc) (rec *recorder, backendErr, planErr error) {
+	// Catalog writes go on after a cancel: that is when the Canceled rows are written.
+	dbCtx := context.WithoutCancel(ctx)
 	// A backend whose work goes on without its driver is left running when the catalog fails:
 	// its results stay in its store, for `mapflow resume` to fetch once the catalog mends.
 	_, detach := d.backend.(Reattacher)
-	rec := newRecorder(d.row.ID, d.cat, d.opts.Progress, func(err error) {
+	rec = newRecorder(d.row.ID, d.cat, d.opts.Progress, func(err error) {
 		if detach {
 			cancel(fmt.Errorf("%w: %w (%w)", errCatalog, err, ErrDetached))
 			return
@@ -293,19 +322,24 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 	go func() { planDone <- d.plan(ctx, tasks, rec, backendDone) }()
 
 	bctx := context.WithValue(WithJobID(ctx, d.row.ID), saveStateKey{}, d.saveState)
-	var backendErr error
 	if re, ok := d.backend.(Reattacher); ok && d.reattach {
 		backendErr = re.Reattach(bctx, d.job, d.row.BackendState, tasks, rec)
 	} else {
 		backendErr = d.backend.Run(bctx, d.job, tasks, rec)
 	}
 	close(backendDone)
-	planErr := <-planDone
+	planErr = <-planDone
 	rec.close()
 	<-rec.done
 	close(hbStop)
 	<-hbDone
+	return rec, backendErr, planErr
+}
 
+// decide is the job's status and error, from how the run ended: the first that applies of a
+// catalog failure, Ctrl-C, `mapflow cancel`, the backend's failure, the params' failure, tasks
+// the backend never ran, failed tasks.
+func (d *driver) decide(parent, ctx context.Context, rec *recorder, backendErr, planErr error) *outcome {
 	numTasks := rec.total
 	if d.notStartedFrom >= 0 {
 		// The tasks without rows count too, when the params know how many there are.
@@ -313,93 +347,92 @@ func (d *driver) run(parent context.Context) (*Report, error) {
 			numTasks = n
 		}
 	}
-	report := &Report{
+	o := &outcome{report: &Report{
 		JobID:      d.row.ID,
 		Name:       d.row.Name,
 		NumTasks:   numTasks,
 		NumFailed:  rec.failed,
 		NumDone:    rec.earlierDone + rec.finished - rec.failed - rec.canceled,
 		MapResults: rec.results,
-	}
-	var errs []string
-	var runErr error
-	cause := context.Cause(ctx)
-	// fail records why the job failed: in the job row as is, and returned with the job's id.
-	fail := func(err error) {
-		report.Status = Failed
-		errs = append(errs, err.Error())
-		runErr = fmt.Errorf("job %s: %w", d.row.ID, err)
-	}
+	}}
 	switch {
 	case rec.writeErr != nil:
-		fail(fmt.Errorf("%w: %w", errCatalog, rec.writeErr))
+		o.fail(d.row.ID, fmt.Errorf("%w: %w", errCatalog, rec.writeErr))
 	case parent.Err() != nil:
-		report.Status = Canceled
-		errs = append(errs, "canceled: interrupted")
-	case errors.Is(cause, ErrCancelRequested):
-		report.Status = Canceled
-		errs = append(errs, "canceled by request")
+		o.report.Status = Canceled
+		o.errs = append(o.errs, "canceled: interrupted")
+	case errors.Is(context.Cause(ctx), ErrCancelRequested):
+		o.report.Status = Canceled
+		o.errs = append(o.errs, "canceled by request")
 	case backendErr != nil:
-		fail(fmt.Errorf("backend %s: %w", d.env.Kind, backendErr))
+		o.fail(d.row.ID, fmt.Errorf("backend %s: %w", d.env.Kind, backendErr))
 	case planErr != nil:
-		fail(fmt.Errorf("params: %w", planErr))
+		o.fail(d.row.ID, fmt.Errorf("params: %w", planErr))
 	case rec.canceled > 0:
-		report.Status = Failed
-		errs = append(errs, fmt.Sprintf("%d of %d tasks did not run: the backend stopped early", rec.canceled, rec.total))
+		o.report.Status = Failed
+		o.errs = append(o.errs, fmt.Sprintf("%d of %d tasks did not run: the backend stopped early", rec.canceled, rec.total))
 	case rec.failed > 0:
-		report.Status = Failed
+		o.report.Status = Failed
 	default:
-		report.Status = Completed
+		o.report.Status = Completed
 	}
 	if line := d.notStartedLine(); line != "" {
-		errs = append(errs, line)
+		o.errs = append(o.errs, line)
 	}
 	if rec.failed > 0 {
 		msg := fmt.Sprintf("%d of %d tasks failed", rec.failed, rec.total)
 		if causes := rec.causeSummary(); causes != "" {
 			msg += ": " + causes
 		}
-		errs = append(errs, msg)
+		o.errs = append(o.errs, msg)
 	}
-	if report.Status != Canceled && runErr == nil && d.job.Combine != nil {
-		report.Combined, report.CombineErr = d.combine(parent, rec.results)
-		if report.CombineErr == nil {
-			if d.row.Result, report.CombineErr = MarshalJSON(report.Combined); report.CombineErr != nil {
-				report.CombineErr = fmt.Errorf("the combined result cannot be stored as JSON: %w", report.CombineErr)
-				report.Combined = nil
-			}
-		}
-		if report.CombineErr != nil && parent.Err() != nil {
-			// Ctrl-C stopped the combiner: every task's row is kept, the job is canceled.
-			report.Status, report.CombineErr = Canceled, nil
-			errs = append(errs, "canceled: interrupted while combining")
-		}
-		if report.CombineErr != nil {
-			errs = append(errs, "combine: "+report.CombineErr.Error())
-		}
-	}
+	return o
+}
 
-	now := time.Now().UTC()
-	if report.Status == Canceled {
-		// Belt and braces: the recorder wrote a Canceled row for every task it knew of.
-		if _, err := d.cat.CancelUnfinished(dbCtx, d.row.ID, now); err != nil && runErr == nil {
-			runErr = fmt.Errorf("job %s: mark unfinished tasks canceled: %w", d.row.ID, err)
+// combineResults runs the combiner over the results and keeps its result as JSON in the job's
+// row; Ctrl-C while it runs cancels the job.
+func (d *driver) combineResults(parent context.Context, rec *recorder, o *outcome) {
+	r := o.report
+	r.Combined, r.CombineErr = d.combine(parent, rec.results)
+	if r.CombineErr == nil {
+		if d.row.Result, r.CombineErr = MarshalJSON(r.Combined); r.CombineErr != nil {
+			r.CombineErr = fmt.Errorf("the combined result cannot be stored as JSON: %w", r.CombineErr)
+			r.Combined = nil
 		}
 	}
-	d.row.Status = string(report.Status)
-	d.row.NumTasks = numTasks
+	if r.CombineErr != nil && parent.Err() != nil {
+		// Ctrl-C stopped the combiner: every task's row is kept, the job is canceled.
+		r.Status, r.CombineErr = Canceled, nil
+		o.errs = append(o.errs, "canceled: interrupted while combining")
+	}
+	if r.CombineErr != nil {
+		o.errs = append(o.errs, "combine: "+r.CombineErr.Error())
+	}
+}
+
+// finish records the job's end in its row, and returns the run's error.
+func (d *driver) finish(dbCtx context.Context, rec *recorder, o *outcome) error {
+	now := time.Now().UTC()
+	if o.report.Status == Canceled {
+		// Belt and braces: the recorder wrote a Canceled row for every task it knew of.
+		if _, err := d.cat.CancelUnfinished(dbCtx, d.row.ID, now); err != nil && o.err == nil {
+			o.err = fmt.Errorf("job %s: mark unfinished tasks canceled: %w", d.row.ID, err)
+		}
+	}
+	d.row.Status = string(o.report.Status)
+	d.row.NumTasks = o.report.NumTasks
 	d.row.FinishedAt = now
-	if rec.writeErr != nil && detach && d.row.BackendState != nil {
+	if _, detach := d.backend.(Reattacher); rec.writeErr != nil && detach && d.row.BackendState != nil {
 		// The remote work goes on: the job is not over, its driver is gone.
-		report.Status, d.row.Status, d.row.FinishedAt = Running, string(Running), time.Time{}
-		errs = append(errs, "the remote work goes on without a driver; once the catalog can be written, mapflow resume "+d.row.ID+" fetches its results")
+		o.report.Status, d.row.Status, d.row.FinishedAt = Running, string(Running), time.Time{}
+		o.errs = append(o.errs, "the remote work goes on without a driver; once the catalog can be written, mapflow resume "+d.row.ID+" fetches its results")
 	}
 	d.row.Heartbeat = now
-	d.row.Error = strings.Join(errs, "; ")
-	if err := d.cat.UpdateJob(dbCtx, d.row); err != nil && runErr == nil {
-		runErr = fmt.Errorf("job %s: record its end: %w", d.row.ID, err)
+	d.row.Error = strings.Join(o.errs, "; ")
+	if err := d.cat.UpdateJob(dbCtx, d.row); err != nil && o.err == nil {
+		o.err = fmt.Errorf("job %s: record its end: %w", d.row.ID, err)
 	}
-	return report, runErr
+	return o.err
 }
 
 // plan streams the parameter sets to the backend, registering each task with the recorder

@@ -100,31 +100,11 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 // Validate checks the configuration without asking AWS anything: what Check checks of a job
 // file's block, and the bounds of a Config made in Go.
 func (c Config) Validate() error {
-	if c.Hosts < 1 {
-		return c.at("hosts", "hosts must be at least 1, not %d", c.Hosts)
+	if c.Hosts < 1 || c.TasksPerClaim < 0 {
+		return c.at("hosts", "hosts must be at least 1 and tasks_per_claim at least 0, not %d and %d", c.Hosts, c.TasksPerClaim)
 	}
-	if c.TasksPerClaim < 0 {
-		return c.at("tasks_per_claim", "tasks_per_claim must be at least 1, not %d", c.TasksPerClaim)
-	}
-	if c.S3Path == "" {
-		return c.at("s3_path", `s3_path is required: where jobs are staged, like "s3://my-bucket/mapflow"`)
-	}
-	if _, _, err := ParseS3Path(c.S3Path); err != nil {
-		return c.at("s3_path", "%v", err)
-	}
-	if !strings.HasPrefix(c.AMI, "ami-") {
-		return c.at("ami", `ami is required: an x86_64 Linux image with the AWS CLI, like "ami-0123456789abcdef0"`)
-	}
-	if c.InstanceType == "" {
-		return c.at("instance_type", "instance_type must not be empty (leave it out for %s)", DefaultInstanceType)
-	}
-	if c.Endpoint != "" {
-		if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return c.at("endpoint", `endpoint must be an http(s) URL, like "http://127.0.0.1:5000"`)
-		}
-	}
-	if c.IdleShutdown < 0 {
-		return c.at("idle_shutdown_timeout", "idle_shutdown_timeout must be positive")
+	if ps := c.Check(); len(ps) > 0 {
+		return c.at(ps[0].Key, "%s: %s", ps[0].Key, ps[0].Message)
 	}
 	return nil
 }

@@ -47,92 +47,137 @@ func New(cfg Config) *Backend { return &Backend{cfg: cfg} }
 // through the staging protocol and reports the results; the hosts are terminated when it
 // returns, unless keep_hosts. Everything that can be checked before an instance starts is.
 func (b *Backend) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
+	return remote.Run(ctx, b, job, b.cfg.Env, tasks, r)
+}
+
+// Logf reports a step, prefixed with "ec2: ".
+func (b *Backend) Logf(format string, args ...any) {
+	if b.Log != nil {
+		fmt.Fprintf(b.Log, "ec2: "+format+"\n", args...)
+	}
+}
+
+// hosts is a run: the instances of the fleet and the run's staging under s3_path.
+type hosts struct {
+	b        *Backend
+	cfg      Config
+	c        *clients
+	f        *fleet
+	store    *Store
+	bucket   string
+	prefix   string // s3_path's
+	staging  string // the run's key prefix
+	vcpus    int
+	exec     bool // the job runs programs
+	attached bool // found again by Attach: watched, not replaced
+}
+
+// Launch checks the credentials, the bucket, the binary, the image and the instance type,
+// and asks EC2 for a dry run of the launch, before anything is staged.
+func (b *Backend) Launch(ctx context.Context, job *lang.Job, jobID, run string) (remote.Launch, error) {
 	cfg := b.cfg
 	if err := cfg.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 	bucket, prefix, _ := ParseS3Path(cfg.S3Path)
 	c, err := connect(ctx, cfg.Region, cfg.Endpoint)
 	if err != nil {
-		return cfg.at("region", "%v", err)
+		return nil, cfg.at("region", "%v", err)
 	}
 	if err := checkCredentials(ctx, c); err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkBucket(ctx, c, cfg, bucket); err != nil {
-		return err
+		return nil, err
 	}
-	bin, err := workerBinary()
-	if err != nil {
-		return err
+	if _, err := workerBinary(); err != nil {
+		return nil, err
 	}
 	if err := checkImage(ctx, c, cfg); err != nil {
-		return err
+		return nil, err
 	}
 	vcpus, err := checkInstanceType(ctx, c, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-
-	// The catalog's job id names the staging and the instances; each run (a resumed job runs
-	// again) stages afresh beneath it.
-	id := rt.JobID(ctx)
-	if id == "" {
-		id = rt.NewJobID(job.Name, time.Now())
-	}
-	runID := id + "/run-" + time.Now().UTC().Format("20060102-150405.000")
-	staging := joinKey(prefix, runID)
+	staging := joinKey(prefix, run)
 	store := NewStore(c.s3, bucket, staging)
-	f := &fleet{cfg: cfg, c: c, store: store, jobID: id, runID: runID, jobName: job.Name, envName: cfg.Env,
+	h := &hosts{b: b, cfg: cfg, c: c, store: store, bucket: bucket, prefix: prefix, staging: staging, vcpus: vcpus, exec: job.Func.IsExec()}
+	h.f = b.newFleet(cfg, c, store, run, job.Name)
+	h.f.jobID = jobID
+	// The dry run asks EC2 to check the whole request (image, type, subnet, groups, key, profile
+	// and the right to launch) before anything is staged.
+	if err := dryRun(ctx, h.f); err != nil {
+		return nil, err
+	}
+	if cfg.InstanceProfile == "" && c.endpoint == "" {
+		b.Logf("warning: no instance_profile: the hosts have no credentials for %s unless its bucket policy lets them in", cfg.S3Path)
+	}
+	return h, nil
+}
+
+func (b *Backend) newFleet(cfg Config, c *clients, store remote.Store, run, jobName string) *fleet {
+	f := &fleet{cfg: cfg, c: c, store: store, runID: run, jobName: jobName, envName: cfg.Env,
 		log: b.Log, every: b.WatchEvery, instances: map[string]*instance{}}
 	if f.every <= 0 {
 		f.every = DefaultWatchEvery
 	}
-	// The dry run asks EC2 to check the whole request (image, type, subnet, groups, key, profile
-	// and the right to launch) before anything is staged.
-	if err := dryRun(ctx, f); err != nil {
-		return err
-	}
-	if cfg.InstanceProfile == "" && c.endpoint == "" {
-		f.logf("warning: no instance_profile: the hosts have no credentials for %s unless its bucket policy lets them in", cfg.S3Path)
-	}
+	return f
+}
 
-	digest, err := fileDigest(bin)
-	if err != nil {
-		return fmt.Errorf("read the mapflow binary: %w", err)
+func (h *hosts) Store() remote.Store { return h.store }
+
+func (h *hosts) String() string {
+	if ids := h.f.ids(); len(ids) > 0 {
+		return "instances " + strings.Join(ids, " ")
 	}
-	binKey := joinKey(prefix, "bin/"+digest[:16]+"/mapflow")
-	if err := uploadFile(ctx, c.s3, bucket, binKey, bin); err != nil {
-		return fmt.Errorf("stage the mapflow binary: %w", err)
-	}
-	// Each host runs a task per vCPU of its type (or Threads); the driver cuts small batches
-	// of tasks into that many chunks in all, so that a few tasks spread over every host.
-	threads := b.Threads
+	return "the hosts of s3://" + h.bucket + "/" + h.staging
+}
+
+// Tune runs a task per vCPU of the instance type on each host (or Threads), and cuts small
+// batches of tasks into that many chunks in all, so that a few tasks spread over every host.
+func (h *hosts) Tune(d *remote.Driver) {
+	threads := h.b.Threads
 	if threads <= 0 {
-		threads = vcpus
+		threads = h.vcpus
 	}
-	chunk := cfg.TasksPerClaim
-	if chunk == 0 && job.Func.IsExec() {
+	chunk := h.cfg.TasksPerClaim
+	if chunk == 0 && h.exec {
 		// A program typically runs for seconds or hours: one per claim spreads a few over
 		// every host, and each result reaches the catalog as it finishes (a worker writes a
 		// claim's results when its last task ends).
 		chunk = 1
 	}
-	drv := &remote.Driver{Store: store, JobID: id, ChunkSize: chunk, Workers: cfg.Hosts * max(threads, 1),
-		Threads: b.Threads, Poll: b.Poll, Watch: f.watch}
-	if err := drv.Stage(ctx, job, cfg.Env); err != nil {
-		return fmt.Errorf("stage the job in s3://%s/%s: %w", bucket, staging, err)
+	d.ChunkSize, d.Workers, d.Threads, d.Poll = chunk, h.cfg.Hosts*max(threads, 1), h.b.Threads, h.b.Poll
+}
+
+func (h *hosts) State() []byte {
+	st, _ := json.Marshal(runState{Bucket: h.bucket, Staging: h.staging, RunID: h.f.runID, Region: h.c.region, Endpoint: h.cfg.Endpoint})
+	return st
+}
+
+// StartWorkers stages the binary (once per build, under s3_path/bin/) and launches the hosts,
+// whose user-data starts the worker.
+func (h *hosts) StartWorkers(ctx context.Context, bin string) error {
+	cfg := h.cfg
+	digest, err := fileDigest(bin)
+	if err != nil {
+		return fmt.Errorf("read the mapflow binary: %w", err)
+	}
+	binKey := joinKey(h.prefix, "bin/"+digest[:16]+"/mapflow")
+	if err := uploadFile(ctx, h.c.s3, h.bucket, binKey, bin); err != nil {
+		return fmt.Errorf("stage the mapflow binary: %w", err)
 	}
 	idle := cfg.IdleShutdown
 	if idle == 0 {
 		idle = DefaultIdleShutdown
 	}
-	f.userData, err = userData(hostScript{
-		JobID:    runID,
-		Staging:  "s3://" + bucket + "/" + staging,
-		Binary:   "s3://" + bucket + "/" + binKey,
-		Store:    store.URL(c.region, cfg.Endpoint),
-		Region:   c.region,
+	h.f.userData, err = userData(hostScript{
+		JobID:    h.f.runID,
+		Staging:  "s3://" + h.bucket + "/" + h.staging,
+		Binary:   "s3://" + h.bucket + "/" + binKey,
+		Store:    h.store.URL(h.c.region, cfg.Endpoint),
+		Region:   h.c.region,
 		Endpoint: cfg.Endpoint,
 		Idle:     seconds(idle),
 		Keep:     cfg.KeepHosts,
@@ -141,34 +186,43 @@ func (b *Backend) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, 
 	if err != nil {
 		return err
 	}
-	f.logf("staged the job in s3://%s/%s", bucket, staging)
-	state, _ := json.Marshal(runState{Bucket: bucket, Staging: staging, RunID: runID, Region: c.region, Endpoint: cfg.Endpoint})
-	saved := rt.SaveState(ctx, state) == nil
-	if !saved {
-		f.logf("could not save the run's state (a new driver will not be able to re-attach)")
-	}
+	h.b.Logf("staged the job in s3://%s/%s", h.bucket, h.staging)
+	return h.f.launch(ctx, cfg.Hosts)
+}
 
-	// Set before the launch: a launch canceled halfway may have started some.
-	if cfg.KeepHosts {
-		defer func() {
-			ids := strings.Join(f.ids(), " ")
-			if ids == "" {
-				return
-			}
-			when := "stay up until terminated"
-			if cfg.IdleShutdown > 0 {
-				when = fmt.Sprintf("power off %s after their worker ends", cfg.IdleShutdown)
-			}
-			f.logf("keep_hosts: instances %s %s; end them with: aws ec2 terminate-instances --region %s --instance-ids %s",
-				ids, when, c.region, ids)
-		}()
-	} else {
-		defer f.terminateUnlessDetached(ctx, saved)
+// Watch describes the instances: a run's watch replaces hosts that are lost; an attached
+// run's only says when every one has ended.
+func (h *hosts) Watch(ctx context.Context) error {
+	if h.attached {
+		return h.f.watchAttached(ctx)
 	}
-	if err := f.launch(ctx, cfg.Hosts); err != nil {
-		return err
+	return h.f.watch(ctx)
+}
+
+// Finish terminates the hosts, unless keep_hosts.
+func (h *hosts) Finish(context.Context) error { return h.Stop(context.Background(), false) }
+
+// Stop terminates the hosts; with keep_hosts, unless force, it leaves them running and says
+// how to end them.
+func (h *hosts) Stop(ctx context.Context, force bool) error {
+	if h.cfg.KeepHosts && !force {
+		ids := strings.Join(h.f.ids(), " ")
+		if ids == "" {
+			return nil
+		}
+		when := "stay up until terminated"
+		if h.cfg.IdleShutdown > 0 {
+			when = fmt.Sprintf("power off %s after their worker ends", h.cfg.IdleShutdown)
+		}
+		h.b.Logf("keep_hosts: instances %s %s; end them with: aws ec2 terminate-instances --region %s --instance-ids %s",
+			ids, when, h.c.region, ids)
+		return nil
 	}
-	return drv.Run(ctx, job, tasks, r)
+	if force {
+		return h.f.terminateAll(ctx)
+	}
+	h.f.terminate()
+	return nil
 }
 
 // seconds rounds d up to whole seconds.

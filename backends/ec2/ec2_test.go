@@ -575,7 +575,7 @@ func TestWrongCredentials(t *testing.T) {
 	name := uniqueName("wrongkeys")
 	job, env := writeJob(t, name, envBlock(1, ""), "func f(x) = x\n\nparams [{x: 1}]\n", nil)
 	cat := openCatalog(t)
-	rep, err := rt.Run(context.Background(), cat, ec2.New(ec2.Config{}), job, env, rt.Options{})
+	rep, err := rt.Run(context.Background(), cat, backendtest.FromEnv(t, env), job, env, rt.Options{})
 	if err == nil || !strings.Contains(err.Error(), "AWS refused the credentials (AuthFailure") ||
 		!strings.Contains(err.Error(), "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") {
 		t.Fatalf("error %v; want AWS refusing the credentials", err)

@@ -15,7 +15,6 @@ import (
 	ec2svc "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	rt "github.com/mapflow/mapflow/runtime"
 	"github.com/mapflow/mapflow/runtime/remote"
 )
 
@@ -396,16 +395,6 @@ func (f *fleet) goneError(ctx context.Context) error {
 	}
 	fmt.Fprintf(&b, "; no host log reached S3: see `aws ec2 get-console-output --instance-id %s`", ids[len(ids)-1])
 	return errors.New(b.String())
-}
-
-// terminateUnlessDetached terminates the run's instances, unless the driver detached from a
-// run whose state it saved: then they go on, for a new driver to re-attach to.
-func (f *fleet) terminateUnlessDetached(ctx context.Context, saved bool) {
-	if saved && rt.Detached(ctx) {
-		f.logf("leaving instances %s running; mapflow resume fetches their results", strings.Join(f.ids(), " "))
-		return
-	}
-	f.terminate()
 }
 
 // terminate ends every instance of the run that has not ended. It outlives the run's

@@ -32,76 +32,56 @@ type runState struct {
 // running while any of the run's instances lives, then terminates the instances (unless
 // keep_hosts) and runs afresh the tasks the hosts ended without.
 func (b *Backend) Reattach(ctx context.Context, job *lang.Job, state []byte, tasks <-chan rt.Task, r rt.Reporter) error {
-	var st runState
-	if err := json.Unmarshal(state, &st); err != nil || st.RunID == "" {
-		return b.Run(ctx, job, tasks, r)
-	}
-	cfg := b.cfg
-	c, err := connect(ctx, st.Region, st.Endpoint)
-	if err != nil {
-		return fmt.Errorf("re-attach: %w", err)
-	}
-	store := NewStore(c.s3, st.Bucket, st.Staging)
-	f := &fleet{cfg: cfg, c: c, store: store, runID: st.RunID, jobName: job.Name, envName: cfg.Env,
-		log: b.Log, every: b.WatchEvery, instances: map[string]*instance{}}
-	if f.every <= 0 {
-		f.every = DefaultWatchEvery
-	}
-	if err := f.adopt(ctx); err != nil {
-		return fmt.Errorf("re-attach: find the run's instances: %w", err)
-	}
-	f.logf("re-attaching to the run staged in s3://%s/%s (%d instances)", st.Bucket, st.Staging, len(f.ids()))
-	if !cfg.KeepHosts {
-		defer f.terminateUnlessDetached(ctx, true)
-	}
-	var last time.Time
-	drv := &remote.Driver{Store: store, Poll: b.Poll, Watch: func(ctx context.Context) error {
-		if time.Since(last) < f.every {
-			return nil
-		}
-		last = time.Now()
-		if err := f.describe(ctx); err != nil {
-			return nil // EC2 may be briefly unreachable; the hosts go on
-		}
-		for _, id := range f.ids() {
-			f.mu.Lock()
-			live := !gone(f.instances[id].state)
-			f.mu.Unlock()
-			if live {
-				return nil
-			}
-		}
-		return fmt.Errorf("every instance of the run has ended")
-	}}
-	missing, err := drv.Collect(ctx, tasks, r)
-	if err != nil {
-		return fmt.Errorf("re-attach: %w", err)
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	f.logf("the run's hosts ended without %d tasks; running them again", len(missing))
-	return b.Run(ctx, job, rt.Feed(missing), r)
+	return remote.Reattach(ctx, b, job, b.cfg.Env, state, tasks, r)
 }
 
 var _ rt.Stopper = (*Backend)(nil)
 
 // Stop terminates the instances of a run whose driver is gone, keep_hosts or not: the job is
 // being canceled.
-func (b *Backend) Stop(ctx context.Context, state []byte) error {
+func (b *Backend) Stop(ctx context.Context, state []byte) error { return remote.Stop(ctx, b, state) }
+
+// Attach finds the instances of the run a saved runState names, by their tag.
+func (b *Backend) Attach(ctx context.Context, job *lang.Job, state []byte) (remote.Launch, error) {
 	var st runState
 	if err := json.Unmarshal(state, &st); err != nil || st.RunID == "" {
-		return nil
+		return nil, nil
 	}
 	c, err := connect(ctx, st.Region, st.Endpoint)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	f := &fleet{c: c, runID: st.RunID, log: b.Log, instances: map[string]*instance{}}
-	if err := f.adopt(ctx); err != nil {
-		return fmt.Errorf("find the run's instances: %w", err)
+	store := NewStore(c.s3, st.Bucket, st.Staging)
+	name := ""
+	if job != nil {
+		name = job.Name
 	}
-	return f.terminateAll(ctx)
+	h := &hosts{b: b, cfg: b.cfg, c: c, store: store, bucket: st.Bucket, staging: st.Staging, attached: true}
+	h.f = b.newFleet(b.cfg, c, store, st.RunID, name)
+	if err := h.f.adopt(ctx); err != nil {
+		return nil, fmt.Errorf("find the run's instances: %w", err)
+	}
+	return h, nil
+}
+
+// watchAttached is an error once every instance of an attached run has ended.
+func (f *fleet) watchAttached(ctx context.Context) error {
+	if time.Since(f.lastLook) < f.every {
+		return nil
+	}
+	f.lastLook = time.Now()
+	if err := f.describe(ctx); err != nil {
+		return nil // EC2 may be briefly unreachable; the hosts go on
+	}
+	for _, id := range f.ids() {
+		f.mu.Lock()
+		live := !gone(f.instances[id].state)
+		f.mu.Unlock()
+		if live {
+			return nil
+		}
+	}
+	return fmt.Errorf("every instance of the run has ended")
 }
 
 // adopt finds the instances of f's run by their tag, those not terminated.

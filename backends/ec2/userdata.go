@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/mapflow/mapflow/runtime/remote"
 )
 
 // WorkerBinaryEnv names the environment variable that picks the mapflow binary the hosts
@@ -16,18 +17,13 @@ import (
 //
 //	GOOS=linux GOARCH=amd64 go build -o mapflow-linux ./cmd/mapflow
 //	MAPFLOW_WORKER_BINARY=$PWD/mapflow-linux mapflow run job.mf
-const WorkerBinaryEnv = "MAPFLOW_WORKER_BINARY"
+const WorkerBinaryEnv = remote.WorkerBinaryEnv
 
 // workerBinary returns the path of the binary to stage, checked to be a linux/amd64 ELF.
 func workerBinary() (string, error) {
-	p := os.Getenv(WorkerBinaryEnv)
-	from := WorkerBinaryEnv
-	if p == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return "", fmt.Errorf("find the mapflow binary to stage: %w (set %s)", err, WorkerBinaryEnv)
-		}
-		p, from = exe, "this mapflow"
+	p, from, err := remote.WorkerBinary()
+	if err != nil {
+		return "", err
 	}
 	f, err := elf.Open(p)
 	if err != nil {
