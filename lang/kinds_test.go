@@ -6,4 +6,5 @@ import (
 	_ "github.com/mapflow/mapflow/backends/ec2"
 	_ "github.com/mapflow/mapflow/backends/hadoop"
 	_ "github.com/mapflow/mapflow/backends/local"
+	_ "github.com/mapflow/mapflow/backends/slurm"
 )

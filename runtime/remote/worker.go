@@ -191,7 +191,7 @@ func (w *Worker) runChunk(ctx context.Context, ex *rt.Executor, slot *rt.Slot, c
 			return err
 		}
 	}
-	rec := &lineRecorder{}
+	rec := &lineRecorder{ctx: ctx}
 	var todo []rt.Task
 	for _, tl := range tasks {
 		if done[tl.Index] {
@@ -347,12 +347,17 @@ func (w *Worker) lostRuns(ctx context.Context, chunk, run int, tasks []taskLine)
 
 // lineRecorder keeps the outcome of every attempt, as result lines.
 type lineRecorder struct {
+	// ctx is the worker's: once it ends (the driver canceled the job, or the worker was told
+	// to stop, as Slurm's scancel and time limit do with SIGTERM), results are not recorded.
+	// The tasks cut short then are not the tasks' failures: the driver marks them Canceled,
+	// or, the worker being lost, they run again.
+	ctx   context.Context
 	mu    sync.Mutex
 	lines []resultLine
 }
 
 func (l *lineRecorder) Report(e rt.Event) {
-	if e.Kind == rt.TaskStarted {
+	if e.Kind == rt.TaskStarted || e.Result.Status == rt.Canceled || (l.ctx != nil && l.ctx.Err() != nil) {
 		return
 	}
 	line := toLine(e.Result, e.Kind == rt.TaskRetrying)
