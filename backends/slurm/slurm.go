@@ -64,6 +64,10 @@ func (b *Backend) Reattach(ctx context.Context, job *lang.Job, state []byte, tas
 // Stop cancels the array of a run whose driver is gone.
 func (b *Backend) Stop(ctx context.Context, state []byte) error { return remote.Stop(ctx, b, state) }
 
+// workerIdle is how long an array task waits for work before it ends: a driver that died
+// would otherwise leave its array holding the nodes until its time limit.
+const workerIdle = 10 * time.Minute
+
 // runState is what a new driver needs to find a run again.
 type runState struct {
 	Arrays []string `json:"arrays"` // the array's job id, then those of its replacements
@@ -194,8 +198,8 @@ func (a *array) StartWorkers(ctx context.Context, bin string) error {
 	text := fmt.Sprintf(`#!/bin/sh
 # A mapflow worker: one array task of job %s.
 id="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
-exec '%s' worker --store 'file://%s' --id "$id" --host "${SLURMD_NODENAME:-$(hostname)}/$id" --threads %d
-`, a.job.Name, a.bin, a.dir, a.cfg.CPUsPerTask)
+exec '%s' worker --store 'file://%s' --id "$id" --host "${SLURMD_NODENAME:-$(hostname)}/$id" --threads %d --idle %s
+`, a.job.Name, a.bin, a.dir, a.cfg.CPUsPerTask, workerIdle)
 	if err := os.WriteFile(script, []byte(text), 0o700); err != nil {
 		return fmt.Errorf("stage the worker script: %w", err)
 	}
@@ -411,15 +415,15 @@ func (a *array) endings() string {
 	return strings.Join(parts, ", ")
 }
 
-// Finish cancels the array tasks still pending (every task has its results: they would
-// start only to find nothing to do) and waits for the others to end.
+// Finish waits for the array tasks to end: every task has its results, so those still
+// pending start only to find nothing to do, and end COMPLETED. Those still pending after a
+// minute (a busy cluster) are canceled.
 func (a *array) Finish(ctx context.Context) error {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	a.mu.Lock()
 	ids := slicesClone(a.ids)
 	a.mu.Unlock()
-	_, _ = command(ectx, "scancel", append([]string{"--state=PENDING"}, ids...)...)
 	for {
 		live, err := a.live(ectx)
 		if err == nil && len(live) == 0 {
@@ -428,8 +432,12 @@ func (a *array) Finish(ctx context.Context) error {
 		}
 		select {
 		case <-ectx.Done():
-			return fmt.Errorf("every task finished, but %s did not end within a minute", a)
-		case <-time.After(500 * time.Millisecond):
+			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer scancel()
+			_, _ = command(sctx, "scancel", append([]string{"--state=PENDING"}, ids...)...)
+			a.b.Logf("every task finished; canceled the array tasks of %s still pending after a minute", a)
+			return nil
+		case <-time.After(300 * time.Millisecond):
 		}
 	}
 }

@@ -26,6 +26,7 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	hadoopEnv := hadoopSetup(t)
+	slurmEnv := slurmSetup(t, hadoopEnv)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
@@ -40,6 +41,8 @@ func TestScripts(t *testing.T) {
 				return os.Geteuid() == 0, nil
 			case "moto":
 				return motoCondition()
+			case "slurm":
+				return slurmEnv != nil, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -47,6 +50,9 @@ func TestScripts(t *testing.T) {
 			env.Setenv("MAPFLOW_CATALOG", filepath.Join(env.WorkDir, "catalog.db"))
 			env.Setenv("EXAMPLES", examples)
 			for k, v := range hadoopEnv {
+				env.Setenv(k, v)
+			}
+			for k, v := range slurmEnv {
 				env.Setenv(k, v)
 			}
 			return nil
@@ -73,4 +79,26 @@ func hadoopSetup(t *testing.T) map[string]string {
 	}
 	return map[string]string{"HADOOP_CONF_DIR": conf, hadoop.EnvWorkerBinary: bin, "USER": os.Getenv("USER"),
 		"MAPFLOW_YARN_RM": os.Getenv("MAPFLOW_YARN_RM"), "MAPFLOW_HDFS": os.Getenv("MAPFLOW_HDFS")}
+}
+
+// slurmSetup returns the environment the Slurm scripts need when a cluster runs (see
+// scripts/slurm-cluster), with a mapflow binary for the array tasks (the Hadoop one, when
+// hadoopEnv has it). Without a cluster it returns nil, unless MAPFLOW_REQUIRE_SLURM=1 makes
+// that a failure.
+func slurmSetup(t *testing.T, hadoopEnv map[string]string) map[string]string {
+	conf, work := os.Getenv("SLURM_CONF"), os.Getenv("MAPFLOW_SLURM_WORK_DIR")
+	if conf == "" || work == "" {
+		if os.Getenv("MAPFLOW_REQUIRE_SLURM") == "1" {
+			t.Fatal("MAPFLOW_REQUIRE_SLURM=1 but no cluster: eval \"$(scripts/slurm-cluster start)\"")
+		}
+		return nil
+	}
+	bin := hadoopEnv[hadoop.EnvWorkerBinary]
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "mapflow")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("build mapflow for the array tasks: %v\n%s", err, out)
+		}
+	}
+	return map[string]string{"SLURM_CONF": conf, "MAPFLOW_SLURM_WORK_DIR": work, hadoop.EnvWorkerBinary: bin}
 }

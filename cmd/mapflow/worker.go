@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,9 +14,10 @@ import (
 func (a *app) workerCommand() *cobra.Command {
 	var store, id, host, dir string
 	var threads int
+	var idle time.Duration
 	cmd := &cobra.Command{
 		Use:   "worker --store URL --id ID",
-		Short: "Run the tasks of a staged job (the Hadoop and EC2 backends start this on their machines)",
+		Short: "Run the tasks of a staged job (the Hadoop, EC2 and Slurm backends start this on their machines)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if store == "" || id == "" {
@@ -35,10 +37,10 @@ func (a *app) workerCommand() *cobra.Command {
 				}
 				defer os.RemoveAll(dir)
 			}
-			w := &remote.Worker{Store: s, ID: id, Host: host, Dir: dir, Threads: threads, Log: a.stderr}
+			w := &remote.Worker{Store: s, ID: id, Host: host, Dir: dir, Threads: threads, Idle: idle, Log: a.stderr}
 			err = w.Run(cmd.Context())
-			if errors.Is(err, remote.ErrCanceled) {
-				fmt.Fprintf(a.stderr, "worker %s: the job was canceled\n", id)
+			if errors.Is(err, remote.ErrCanceled) || errors.Is(err, remote.ErrIdle) {
+				fmt.Fprintf(a.stderr, "worker %s: %v\n", id, err)
 				return nil
 			}
 			return err
@@ -49,5 +51,6 @@ func (a *app) workerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&host, "host", "", "the host recorded for its tasks (default: the host name)")
 	cmd.Flags().StringVar(&dir, "dir", "", "a directory of its own for shipped files and task directories (default: a temporary one)")
 	cmd.Flags().IntVar(&threads, "threads", 0, "tasks run at once (default: the job's setting, else one per CPU)")
+	cmd.Flags().DurationVar(&idle, "idle", 0, "stop after running no chunk for this long (default: never)")
 	return cmd
 }

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -168,5 +169,22 @@ func TestPartialResults(t *testing.T) {
 		if seen[i] != 1 {
 			t.Errorf("task %d has %d results in %v", i, seen[i], names)
 		}
+	}
+}
+
+// A worker whose driver stages nothing more (it died) stops after Idle, instead of holding
+// its machine for good.
+func TestWorkerIdle(t *testing.T) {
+	ctx := context.Background()
+	store := DirStore(t.TempDir())
+	manifest, _ := encodeLines([]Manifest{{JobID: "t", ScriptPath: "t.mf", Script: "job t\nfunc f(x) = x + 1\nparams [{x: 1}]\n"}})
+	if err := store.Put(ctx, manifestName, manifest); err != nil {
+		t.Fatal(err)
+	}
+	w := &Worker{Store: store, ID: "w1", Host: "h", Dir: t.TempDir(), Threads: 1, Poll: 20 * time.Millisecond, Idle: 300 * time.Millisecond}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := w.Run(wctx); !errors.Is(err, ErrIdle) {
+		t.Fatalf("Run: %v, want ErrIdle", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mapflow/mapflow/lang"
@@ -19,6 +20,9 @@ import (
 
 // ErrCanceled is what Worker.Run returns when the driver canceled the job.
 var ErrCanceled = errors.New("the job was canceled")
+
+// ErrIdle is what Worker.Run returns when it stopped after Idle without work.
+var ErrIdle = errors.New("no work for a while: the driver may be gone; mapflow resume runs what is left")
 
 // Worker runs a staged job's tasks: the body of `mapflow worker`.
 type Worker struct {
@@ -34,6 +38,10 @@ type Worker struct {
 	Threads int
 	// Poll is how often it looks for new chunks and for a cancel; 0 is DefaultPoll.
 	Poll time.Duration
+	// Idle, when positive, stops the worker (ErrIdle) once it has run no chunk for that long:
+	// a driver that died leaves its workers waiting for chunks that never come, and a job
+	// array's workers would hold their nodes for good.
+	Idle time.Duration
 	// Log, when set, receives a line per chunk.
 	Log io.Writer
 }
@@ -96,6 +104,26 @@ func (w *Worker) Run(ctx context.Context) error {
 		threads = goruntime.NumCPU()
 	}
 	sc := &scanner{store: w.Store, id: w.ID, poll: w.poll()}
+	var busy atomic.Int64 // chunks running
+	var last atomic.Int64 // when a chunk last started or ended, in Unix nanoseconds
+	last.Store(time.Now().UnixNano())
+	if w.Idle > 0 {
+		go func() {
+			t := time.NewTicker(w.poll())
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if busy.Load() == 0 && time.Since(time.Unix(0, last.Load())) > w.Idle {
+						cancel(ErrIdle)
+						return
+					}
+				}
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, threads)
 	// A re-run (run > 1) runs alone in this process: a loss during it is charged to its running
@@ -118,9 +146,13 @@ func (w *Worker) Run(ctx context.Context) error {
 				if run > 1 {
 					lock, unlock = alone.Lock, alone.Unlock
 				}
+				busy.Add(1)
+				last.Store(time.Now().UnixNano())
 				lock()
 				err = w.runChunk(ctx, ex, slot, chunk, run)
 				unlock()
+				last.Store(time.Now().UnixNano())
+				busy.Add(-1)
 				if err != nil {
 					errs <- err
 					cancel(err)
@@ -133,6 +165,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	close(errs)
 	if errors.Is(context.Cause(ctx), ErrCanceled) {
 		return ErrCanceled
+	}
+	if errors.Is(context.Cause(ctx), ErrIdle) {
+		return ErrIdle
 	}
 	for err := range errs {
 		if err != nil {
