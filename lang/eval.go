@@ -55,8 +55,8 @@ type compiled struct {
 	where   string          // "func add(x, y)", "params", "combine"
 	budget  uint
 	stream  *rangeStream // for params of the form map(A..B, ...); nil otherwise
-	// counted: + inside a predicate counts the strings it builds in a "__mem" variable,
-	// which each evaluation gives it (see withMem)
+	// counted: the expression has predicates, whose turns count in a "__mem" variable that
+	// each evaluation gives it (see withMem)
 	counted bool
 }
 
@@ -78,7 +78,7 @@ type nameVisitor struct {
 	execs    []*ast.CallNode
 	warms    []*ast.CallNode // python(...) and serve(...)
 	root     ast.Node
-	counted  bool // a + inside a predicate was made a counted __add
+	counted  bool // the expression has predicates, made to call __tick
 }
 
 func (v *nameVisitor) Visit(node *ast.Node) {
@@ -104,57 +104,57 @@ func (v *nameVisitor) Visit(node *ast.Node) {
 	case *ast.VariableDeclaratorNode:
 		v.declared[n.Name] = true
 	case *ast.PredicateNode:
-		// A predicate runs once per element, and reduce feeds it its own result: string
-		// concatenation there could double a string forty times past the memory budget,
-		// which expr-lang does not count. + inside a predicate checks the size it makes.
-		p := &addPatcher{}
-		ast.Walk(&n.Node, p)
-		// Each turn of a predicate also looks whether the evaluation was stopped (Ctrl-C,
-		// a timeout): nested predicates over one list can turn 10^10 times without
-		// allocating, which the memory budget does not bound.
-		callee := &ast.IdentifierNode{Value: "__tick"}
-		callee.SetLocation(n.Node.Location())
+		// Each turn of a predicate looks whether the evaluation was stopped (Ctrl-C, a
+		// timeout) and counts against maxTurns: nested predicates over one list can turn
+		// 10^10 times without allocating, which the memory budget does not bound.
 		mem := &ast.IdentifierNode{Value: memVar}
 		mem.SetLocation(n.Node.Location())
-		n.Node = &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Node, mem}}
+		b := &ast.BuiltinNode{Name: "__tick", Arguments: []ast.Node{n.Node, mem}}
+		b.SetLocation(n.Node.Location())
+		n.Node = b
 		v.counted = true
 	case *ast.BinaryNode:
-		if n.Operator == "/" {
+		// Operators whose cost expr-lang does not bound become builtins that do (see
+		// builtins.go): + (strings), == and != (nested lists), matches (regexps), / (by zero).
+		name := map[string]string{"/": "__div", "+": "__add", "==": "__eq", "!=": "__ne", "matches": "__matches"}[n.Operator]
+		if name == "" {
+			return
+		}
+		var b ast.Node = &ast.BuiltinNode{Name: name, Arguments: []ast.Node{n.Left, n.Right}}
+		if name == "__div" {
 			callee := &ast.IdentifierNode{Value: "__div"}
 			callee.SetLocation(n.Location())
-			ast.Patch(node, &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Left, n.Right}})
+			b = &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Left, n.Right}}
+		}
+		b.SetLocation(n.Location())
+		ast.Patch(node, b)
+		v.root = *node
+	}
+	if call, ok := (*node).(*ast.CallNode); ok {
+		if _, method := call.Callee.(*ast.MemberNode); method {
+			// A method of a Go value (date(...).Format(s)) builds what it likes: its result
+			// is counted like a builtin's.
+			b := &ast.BuiltinNode{Name: "__sized", Arguments: []ast.Node{call}}
+			b.SetLocation(call.Location())
+			ast.Patch(node, b)
 			v.root = *node
 		}
-	}
-}
-
-// addPatcher makes each + a call __add(a, b, __mem), which refuses a string past maxString
-// and counts what it builds in the evaluation's __mem.
-type addPatcher struct{ patched bool }
-
-func (p *addPatcher) Visit(node *ast.Node) {
-	if n, ok := (*node).(*ast.BinaryNode); ok && n.Operator == "+" {
-		callee := &ast.IdentifierNode{Value: "__add"}
-		callee.SetLocation(n.Location())
-		mem := &ast.IdentifierNode{Value: memVar}
-		mem.SetLocation(n.Location())
-		ast.Patch(node, &ast.CallNode{Callee: callee, Arguments: []ast.Node{n.Left, n.Right, mem}})
-		p.patched = true
 	}
 }
 
 // memVar is the variable through which an evaluation's state reaches __add and __tick.
 const memVar = "__mem"
 
-// maxStringBytes bounds the bytes of the strings + builds in predicates in one evaluation.
-const maxStringBytes = 256 << 20
+// maxTurns bounds the turns of predicates in one evaluation: about as many as the memory
+// budget's values, a few seconds of work.
+const maxTurns = 20_000_000
 
-// evalState is what one evaluation carries through memVar: the bytes of the strings + built
-// in predicates, and the context whose end stops the evaluation.
+// evalState is what one evaluation carries through memVar: the turns of its predicates, and
+// the context whose end stops the evaluation.
 type evalState struct {
-	used int
-	ctx  context.Context
-	done <-chan struct{} // ctx.Done(); nil when the evaluation cannot be stopped
+	turns int
+	ctx   context.Context
+	done  <-chan struct{} // ctx.Done(); nil when the evaluation cannot be stopped
 }
 
 // withMem returns env with a fresh evalState in it, for an expression that counts.
@@ -169,15 +169,20 @@ func withMem(ctx context.Context, env map[string]any) map[string]any {
 
 // tick is called at each turn of a predicate with the turn's value, which it returns: it fails
 // the evaluation once its context has ended.
-func tick(args ...any) (any, error) {
-	if st, ok := args[1].(*evalState); ok && st.done != nil {
-		select {
-		case <-st.done:
-			return nil, stopped(st.ctx)
-		default:
+func tick(args ...any) (any, uint, error) {
+	if st, ok := args[1].(*evalState); ok {
+		if st.turns++; st.turns > maxTurns {
+			return nil, 0, &evalFail{"MemoryError", fmt.Sprintf("the expression's loops turned more than %d times", maxTurns)}
+		}
+		if st.done != nil {
+			select {
+			case <-st.done:
+				return nil, 0, stopped(st.ctx)
+			default:
+			}
 		}
 	}
-	return args[0], nil
+	return args[0], 0, nil
 }
 
 // stopped is the failure of an evaluation whose context ended.
@@ -188,35 +193,11 @@ func stopped(ctx context.Context) error {
 	return &evalFail{"Interrupted", "the evaluation was interrupted"}
 }
 
-// add is + with a bound on the strings it makes.
-func add(args ...any) (any, error) {
-	if len(args) != 3 {
-		return nil, &evalFail{"TypeError", "+ needs two operands"}
-	}
-	if a, ok := args[0].(string); ok {
-		if b, ok := args[1].(string); ok {
-			n := len(a) + len(b)
-			if n > maxString {
-				return nil, &evalFail{"MemoryError", fmt.Sprintf("+ would build a string of %d bytes, more than %d MiB", n, maxString>>20)}
-			}
-			if mem, ok := args[2].(*evalState); ok {
-				if mem.used += n; mem.used > maxStringBytes {
-					return nil, &evalFail{"MemoryError", fmt.Sprintf("+ built more than %d MiB of strings", maxStringBytes>>20)}
-				}
-			}
-			return a + b, nil
-		}
-	}
-	return exprrt.Add(args[0], args[1]), nil
-}
-
 func exprOptions(v *nameVisitor, kind exprKind) []expr.Option {
 	opts := []expr.Option{
 		expr.AllowUndefinedVariables(),
 		expr.Patch(v),
 		expr.Function("__div", divide),
-		expr.Function("__add", add),
-		expr.Function("__tick", tick),
 		expr.Function("exec", execCommand),
 		expr.Function("python", notEvaluated),
 		expr.Function("serve", notEvaluated),

@@ -19,7 +19,8 @@ const maxValues = exprBudget
 const maxDepth = 10000
 
 // tooLarge tells whether v holds more than maxValues values or nests deeper than maxDepth,
-// walking no further than that.
+// walking no further than that. Lists and objects of any Go type count (groupBy makes a
+// map[any][]any), since normalize walks them all.
 func tooLarge(v any) bool {
 	n := 0
 	var walk func(v any, depth int) bool
@@ -28,17 +29,41 @@ func tooLarge(v any) bool {
 			return false
 		}
 		switch x := v.(type) {
+		case nil, bool, int, float64, string, Command:
+			return true
 		case []any:
 			for _, e := range x {
 				if !walk(e, depth+1) {
 					return false
 				}
 			}
+			return true
 		case map[string]any:
 			for _, e := range x {
 				if !walk(e, depth+1) {
 					return false
 				}
+			}
+			return true
+		}
+		rv := reflect.ValueOf(v)
+		switch rv.Kind() {
+		case reflect.Slice, reflect.Array:
+			for i := range rv.Len() {
+				if !walk(rv.Index(i).Interface(), depth+1) {
+					return false
+				}
+			}
+		case reflect.Map:
+			it := rv.MapRange()
+			for it.Next() {
+				if !walk(it.Value().Interface(), depth+1) {
+					return false
+				}
+			}
+		case reflect.Pointer, reflect.Interface:
+			if !rv.IsNil() {
+				return walk(rv.Elem().Interface(), depth+1)
 			}
 		}
 		return true
