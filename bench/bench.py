@@ -4,7 +4,7 @@ RUNS runs; one table with every figure and the ratios. bench/run installs the pe
 the binaries and calls this; see the README's Performance section.
 
 Environment: BENCH_SHORT=1 (small sizes, one run: proves the benchmarks work, in seconds),
-BENCH_RUNS (runs per figure), BENCH_ONLY (comma-separated items: expr, exec, hadoop, ec2,
+BENCH_RUNS (runs per figure), BENCH_ONLY (comma-separated items: expr, exec, hadoop, slurm, ec2,
 catalog, rss, python), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
 BENCH_DASK_RUNS (Dask's runs, default 1: a run of 100,000 tasks takes minutes).
 A ratio is mapflow's time per task over the peer's: below 1.00 mapflow is faster.
@@ -216,6 +216,30 @@ def bench_hadoop():
     row("3. mapflow run, hadoop, seed job, 3 containers", 3, med(s))
     row(f"   mapflow run, hadoop, {HADOOP_N:,} tasks, 3 containers", HADOOP_N, med(b), None, None,
         f"time / seed's: {r:.2f} {aim(r, '<', 2)}".strip())
+
+
+# 3b. Slurm: the seed's 3-task job and HADOOP_N tasks, both as a job array of 3 workers on the
+#     one-node cluster of scripts/slurm-cluster, submit to results.
+def bench_slurm():
+    if subprocess.run([os.path.join(ROOT, "scripts", "slurm-cluster"), "status"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        notes.append("Slurm: skipped, no cluster running (bench/run starts one).")
+        return
+    seed = os.path.join(ROOT, "examples", "add_slurm.mf")
+    many = job_file("slurm_10k.mf", HADOOP_N, 10000)
+    cat = fresh(os.path.join(OUT, "slurm-catalog.db"))
+    s, b = [], []
+    for _ in range(RUNS):
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", seed])
+        expect(out, r"^result: 70$", "mapflow add_slurm.mf")
+        s.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", many])
+        expect(out, rf"^result: {HADOOP_N * (HADOOP_N + 1)}$", "mapflow slurm_10k.mf")
+        b.append(wall)
+    r = med(b) / med(s)
+    row("3b. mapflow run, slurm, seed job, array of 3", 3, med(s))
+    row(f"   mapflow run, slurm, {HADOOP_N:,} tasks, array of 3", HADOOP_N, med(b), None, None,
+        f"time / seed's: {r:.2f}")
 
 
 # 4. EC2 against moto: the seed's 3-task job and HADOOP_N tasks, both on 3 hosts, submit to
@@ -436,7 +460,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     print(f"mapflow bench: {'short' if SHORT else 'full'} sizes, {RUNS} run(s) per figure, medians; "
           f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
-    for item, fn in [("expr", bench_expr), ("exec", bench_exec), ("hadoop", bench_hadoop),
+    for item, fn in [("expr", bench_expr), ("exec", bench_exec), ("hadoop", bench_hadoop), ("slurm", bench_slurm),
                      ("ec2", bench_ec2), ("catalog", bench_catalog), ("rss", bench_rss),
                      ("python", bench_python)]:
         if want(item):

@@ -177,6 +177,28 @@ func storedJob(row *catalog.Job, newBackend func(*lang.Env) (Backend, error)) (*
 	return job, env, b, nil
 }
 
+// Explainer is a backend that can say how its cluster saw a run (Slurm's states, reasons and
+// exit codes of the array's tasks), for `mapflow error`.
+type Explainer interface {
+	Explain(ctx context.Context, state []byte) (string, error)
+}
+
+// ExplainRemote is what the job's backend says of its run, when it is an Explainer and the run
+// saved a state; "" otherwise.
+func ExplainRemote(ctx context.Context, newBackend func(*lang.Env) (Backend, error), row *catalog.Job) (string, error) {
+	if row.BackendState == nil {
+		return "", nil
+	}
+	_, _, b, err := storedJob(row, newBackend)
+	if err != nil {
+		return "", err
+	}
+	if e, ok := b.(Explainer); ok {
+		return e.Explain(ctx, row.BackendState)
+	}
+	return "", nil
+}
+
 // StopRemote stops the remote work of a job whose driver is gone (its YARN application, its
 // hosts), when its backend is a Stopper and its run saved a state; else it does nothing.
 func StopRemote(ctx context.Context, newBackend func(*lang.Env) (Backend, error), row *catalog.Job) error {

@@ -26,6 +26,7 @@ var (
 	_ rt.Backend    = (*Backend)(nil)
 	_ rt.Reattacher = (*Backend)(nil)
 	_ rt.Stopper    = (*Backend)(nil)
+	_ rt.Explainer  = (*Backend)(nil)
 )
 
 // Backend is the Slurm backend.
@@ -455,6 +456,47 @@ func (a *array) Stop(ctx context.Context, _ bool) error {
 	}
 	a.b.Logf("canceled job array %s", strings.Join(ids, ", "))
 	return nil
+}
+
+// Explain is Slurm's view of a run's array tasks, from squeue and scontrol: each one's state,
+// reason, exit code and node, and where its log is.
+func (b *Backend) Explain(ctx context.Context, state []byte) (string, error) {
+	var st runState
+	if err := json.Unmarshal(state, &st); err != nil || len(st.Arrays) == 0 {
+		return "", nil
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "Slurm's view of job array %s (logs in %s):\n", strings.Join(st.Arrays, ", "), filepath.Join(st.Dir, "logs"))
+	for _, arr := range st.Arrays {
+		text, err := command(ctx, "scontrol", "show", "job", "-o", arr)
+		if err != nil {
+			fmt.Fprintf(&out, "  %s: Slurm no longer knows it (it forgets an ended job after MinJobAge): %v\n", arr, err)
+			continue
+		}
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+			e := element{}
+			task := ""
+			for _, f := range strings.Fields(line) {
+				k, v, _ := strings.Cut(f, "=")
+				switch k {
+				case "ArrayJobId":
+					task = v + task
+				case "ArrayTaskId":
+					task = task + "_" + v
+				case "JobState":
+					e.state = v
+				case "Reason":
+					e.reason = v
+				case "ExitCode":
+					e.exit = v
+				case "NodeList":
+					e.node = v
+				}
+			}
+			fmt.Fprintf(&out, "  %s: %s, reason %s, exit code %s, node %s\n", task, e.state, e.reason, e.exit, e.node)
+		}
+	}
+	return out.String(), nil
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }

@@ -332,6 +332,10 @@ func (a *app) errorCommand() *cobra.Command {
 			if n == 0 && row.Error == "" {
 				fmt.Fprintf(a.stdout, "job %s: no errors\n", row.ID)
 			}
+			// The cluster's own view of the run, when its backend has one to give.
+			if view, err := rt.ExplainRemote(cmd.Context(), rt.NewBackend, row); err == nil && view != "" {
+				fmt.Fprintf(a.stdout, "%s", view)
+			}
 			return nil
 		}),
 	}
