@@ -131,3 +131,13 @@ func TestPendingRange(t *testing.T) {
 		}
 	}
 }
+
+// TestNoSbatch: without Slurm's commands on PATH, Prepare says so, pointing at the env block.
+func TestNoSbatch(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	c := &Config{WorkDir: t.TempDir()}
+	ps := c.Prepare()
+	if len(ps) != 1 || ps[0].Key != "" || ps[0].Message != "sbatch is not on PATH" {
+		t.Errorf("problems %+v, want sbatch is not on PATH", ps)
+	}
+}
