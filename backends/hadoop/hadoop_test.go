@@ -34,25 +34,7 @@ func cluster(t *testing.T) (confDir, hdfs string) {
 
 // TestMain builds the mapflow binary that the containers run: the test binary is not it.
 func TestMain(m *testing.M) {
-	if os.Getenv("MAPFLOW_HDFS") != "" && os.Getenv(EnvWorkerBinary) == "" {
-		dir, err := os.MkdirTemp("", "mapflow-hadoop-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		bin := filepath.Join(dir, "mapflow")
-		cmd := exec.Command("go", "build", "-o", bin, "../../cmd/mapflow")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build mapflow for the containers:", err)
-			os.Exit(1)
-		}
-		os.Setenv(EnvWorkerBinary, bin)
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
+	backendtest.MainWithWorker(m, os.Getenv("MAPFLOW_HDFS") != "", "../../cmd/mapflow")
 }
 
 func TestConformance(t *testing.T) {

@@ -279,10 +279,23 @@ func show(ctx context.Context, id string) (element, bool) {
 	if err != nil {
 		return element{}, false
 	}
-	e := element{id: id}
-	for _, f := range strings.Fields(out) {
+	e := parseJob(out)
+	e.id = id
+	return e, e.state != ""
+}
+
+// parseJob reads one line of `scontrol show job -o`: its array task (ID_N), state, reason,
+// exit code and node.
+func parseJob(line string) element {
+	var e element
+	var arr, task string
+	for _, f := range strings.Fields(line) {
 		k, v, _ := strings.Cut(f, "=")
 		switch k {
+		case "ArrayJobId":
+			arr = v
+		case "ArrayTaskId":
+			task = v
 		case "JobState":
 			e.state = v
 		case "Reason":
@@ -293,7 +306,8 @@ func show(ctx context.Context, id string) (element, bool) {
 			e.exit = v
 		}
 	}
-	return e, e.state != ""
+	e.id = arr + "_" + task
+	return e
 }
 
 // Watch looks at the array every second: an array task that ended other than COMPLETED is
@@ -474,26 +488,8 @@ func (b *Backend) Explain(ctx context.Context, state []byte) (string, error) {
 			continue
 		}
 		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-			e := element{}
-			task := ""
-			for _, f := range strings.Fields(line) {
-				k, v, _ := strings.Cut(f, "=")
-				switch k {
-				case "ArrayJobId":
-					task = v + task
-				case "ArrayTaskId":
-					task = task + "_" + v
-				case "JobState":
-					e.state = v
-				case "Reason":
-					e.reason = v
-				case "ExitCode":
-					e.exit = v
-				case "NodeList":
-					e.node = v
-				}
-			}
-			fmt.Fprintf(&out, "  %s: %s, reason %s, exit code %s, node %s\n", task, e.state, e.reason, e.exit, e.node)
+			e := parseJob(line)
+			fmt.Fprintf(&out, "  %s: %s, reason %s, exit code %s, node %s\n", e.id, e.state, e.reason, e.exit, e.node)
 		}
 	}
 	return out.String(), nil

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
 	"github.com/mapflow/mapflow/runtime/backendtest"
-	"github.com/mapflow/mapflow/runtime/remote"
 )
 
 // The cluster tests run against the cluster of scripts/slurm-cluster, whose `start` prints the
@@ -31,25 +29,7 @@ func cluster(t *testing.T) (workDir string) {
 
 // TestMain builds the mapflow binary that the array tasks run: the test binary is not it.
 func TestMain(m *testing.M) {
-	if os.Getenv("MAPFLOW_SLURM_WORK_DIR") != "" && os.Getenv(remote.WorkerBinaryEnv) == "" {
-		dir, err := os.MkdirTemp("", "mapflow-slurm-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		bin := filepath.Join(dir, "mapflow")
-		cmd := exec.Command("go", "build", "-o", bin, "../../cmd/mapflow")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build mapflow for the array tasks:", err)
-			os.Exit(1)
-		}
-		os.Setenv(remote.WorkerBinaryEnv, bin)
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
+	backendtest.MainWithWorker(m, os.Getenv("MAPFLOW_SLURM_WORK_DIR") != "", "../../cmd/mapflow")
 }
 
 func TestConformance(t *testing.T) {
@@ -139,5 +119,14 @@ func TestNoSbatch(t *testing.T) {
 	ps := c.Prepare()
 	if len(ps) != 1 || ps[0].Key != "" || ps[0].Message != "sbatch is not on PATH" {
 		t.Errorf("problems %+v, want sbatch is not on PATH", ps)
+	}
+}
+
+// TestParseJob: a line of scontrol show job -o, as Slurm 22.05 prints it.
+func TestParseJob(t *testing.T) {
+	line := "JobId=14 ArrayJobId=13 ArrayTaskId=0 JobName=mapflow-t UserId=root(0) JobState=TIMEOUT Reason=TimeLimit Dependency=(null) ExitCode=0:15 NodeList=vm BatchHost=vm"
+	e := parseJob(line)
+	if e != (element{id: "13_0", state: "TIMEOUT", reason: "TimeLimit", exit: "0:15", node: "vm"}) {
+		t.Errorf("parsed %+v", e)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -775,4 +776,30 @@ func FromEnv(t testing.TB, env *lang.Env) rt.Backend {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// MainWithWorker is a TestMain for a remote backend's tests: when needed (a cluster to test
+// against), it builds the mapflow binary from cmd (a path like "../../cmd/mapflow") for the
+// cluster's workers to run, names it in $MAPFLOW_WORKER_BINARY (the test binary is not it),
+// runs the tests and exits.
+func MainWithWorker(m *testing.M, needed bool, cmd string) {
+	if !needed || os.Getenv("MAPFLOW_WORKER_BINARY") != "" {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "mapflow-worker-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin := filepath.Join(dir, "mapflow")
+	build := exec.Command("go", "build", "-o", bin, cmd)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build mapflow for the workers:", err)
+		os.Exit(1)
+	}
+	os.Setenv("MAPFLOW_WORKER_BINARY", bin)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
