@@ -64,8 +64,8 @@ func (c *Config) Check() []settings.Problem {
 	for _, a := range c.SbatchArgs {
 		name, _, _ := strings.Cut(a, "=")
 		if slices.Contains(ownOptions, name) {
-			ps = append(ps, settings.Problem{Key: "sbatch_args", Message: fmt.Sprintf("%s is set by mapflow", name),
-				Hint: "use the env's own settings (partition, time, cpus_per_task, mem, array_size, array_parallelism)"})
+			ps = append(ps, settings.Problem{Key: "sbatch_args", Message: fmt.Sprintf("%s is mapflow's to set", name),
+				Hint: "mapflow sets the array, job name, output, working directory and script; partition, time, cpus_per_task, mem, array_size and array_parallelism are settings of their own"})
 		} else if !strings.HasPrefix(a, "-") {
 			ps = append(ps, settings.Problem{Key: "sbatch_args", Message: fmt.Sprintf("%q is not an option", a), Hint: `write each as one string, like "--account=lab"`})
 		}
