@@ -1,0 +1,121 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/mapflow/mapflow/lang"
+)
+
+// cacheFormat is the version of the cache key's layout: a change of what enters the key, or
+// how, changes it, so that no key of an older layout matches.
+const cacheFormat = "mapflow-cache-1"
+
+// CacheKeyer computes the cache keys of a job's tasks: a hash of everything that decides a
+// task's result. Its job part is hashed once: the format version, the function's parameters
+// and body as written (an expression's text; exec's program and argument template; python's
+// or serve's call), and the path and content of every shipped file (the Python module of
+// python(...) is shipped, so its content counts). Each task adds its parameter set: the
+// function's parameters only (keys it does not take cannot change its result), each as the
+// catalog writes it, JSON with sorted keys: so 1 and 1.0 are one value, as JSON has one number
+// (a function that asks a value's type, type(x), can tell them apart: caching such a function
+// treats them as one). Not
+// in the key: the job's name, env, retries, timeout and combiner, and a program outside the
+// shipped files but by its path.
+type CacheKeyer struct {
+	job    []byte // the job part's hash
+	params []string
+	// Parts name each part of the job part with its own hash, for explaining a miss:
+	// "func", "ship:PATH".
+	Parts map[string]string
+}
+
+// NewCacheKeyer hashes the job part of job's cache keys; it reads every shipped file.
+func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
+	k := &CacheKeyer{params: slices.Clone(job.Func.Params), Parts: map[string]string{}}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00", cacheFormat)
+	fn := sha256.Sum256(fmt.Appendf(nil, "%q\x00%s", job.Func.Params, job.Func.Body.Text))
+	k.Parts["func"] = hex.EncodeToString(fn[:])
+	h.Write(fn[:])
+	files := map[string]string{} // slash path -> absolute
+	for _, s := range job.Ship {
+		err := filepath.WalkDir(s.Abs, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(s.Abs, p)
+			if err != nil {
+				return err
+			}
+			files[filepath.ToSlash(filepath.Join(filepath.FromSlash(s.Path), rel))] = p
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cache key: read shipped %q: %w", s.Path, err)
+		}
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		sum, err := fileSHA256(files[n])
+		if err != nil {
+			return nil, fmt.Errorf("cache key: read shipped %q: %w", n, err)
+		}
+		k.Parts["ship:"+n] = sum
+		fmt.Fprintf(h, "ship\x00%s\x00%s\x00", n, sum)
+	}
+	k.job = h.Sum(nil)
+	return k, nil
+}
+
+// Key is the cache key of the task with the given parameter set, as 64 hex digits.
+func (k *CacheKeyer) Key(params map[string]any) (string, error) {
+	h := sha256.New()
+	h.Write(k.job)
+	if err := writeParams(h, k.params, params); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeParams writes the named parameters of set to h as canonical JSON: in the function's
+// order, objects with sorted keys.
+func writeParams(h hash.Hash, names []string, set map[string]any) error {
+	for _, name := range names {
+		v, ok := set[name]
+		if !ok {
+			fmt.Fprintf(h, "%s\x00missing\x00", name)
+			continue
+		}
+		b, err := AppendJSON(nil, v)
+		if err != nil {
+			return fmt.Errorf("cache key: parameter %s: %w", name, err)
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00", name, b)
+	}
+	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,79 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mapflow/mapflow/lang"
+)
+
+// keyOf loads the job file src (with files beside it) and returns the cache key of params.
+func keyOf(t *testing.T, src string, files map[string]string, params map[string]any) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "job.mf")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job, err := lang.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewCacheKeyer(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := k.Key(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// TestCacheKey: each part of the key changes it, and what is not part of it does not.
+func TestCacheKey(t *testing.T) {
+	const base = "job a\nfunc f(x, y) = exec(\"sh\", \"run.sh\", x, y)\nship \"run.sh\"\nparams [{x: 1, y: 2}]\n"
+	files := map[string]string{"run.sh": "echo $1"}
+	set := map[string]any{"x": 1, "y": []any{1, map[string]any{"b": 1, "a": 2}}}
+	want := keyOf(t, base, files, set)
+	same := []struct {
+		name   string
+		src    string
+		files  map[string]string
+		params map[string]any
+	}{
+		{"the job name", "job b\n" + base[len("job a\n"):], files, set},
+		{"a comment, retries, timeout and the combiner", "# a comment\n" + base + "retries 2\ntimeout 5s\ncombine len(results)\n", files, set},
+		{"a key the function does not take", base, files, map[string]any{"x": 1, "y": set["y"], "z": 9}},
+		{"1.0 for 1", base, files, map[string]any{"x": 1.0, "y": set["y"]}},
+	}
+	for _, c := range same {
+		if got := keyOf(t, c.src, c.files, c.params); got != want {
+			t.Errorf("%s changed the key", c.name)
+		}
+	}
+	differ := []struct {
+		name   string
+		src    string
+		files  map[string]string
+		params map[string]any
+	}{
+		{"a parameter's value", base, files, map[string]any{"x": 2, "y": set["y"]}},
+		{"a nested value", base, files, map[string]any{"x": 1, "y": []any{1, map[string]any{"b": 1, "a": 3}}}},
+		{"a missing parameter", base, files, map[string]any{"y": set["y"]}},
+		{"the function's text", "job a\nfunc f(x, y) = exec(\"sh\", \"run.sh\", y, x)\nship \"run.sh\"\nparams [{x: 1, y: 2}]\n", files, set},
+		{"a parameter's name", "job a\nfunc f(x, z) = exec(\"sh\", \"run.sh\", x, z)\nship \"run.sh\"\nparams [{x: 1, z: 2}]\n", files, map[string]any{"x": 1, "z": set["y"]}},
+		{"a shipped file's content", base, map[string]string{"run.sh": "echo $2"}, set},
+	}
+	for _, c := range differ {
+		if got := keyOf(t, c.src, c.files, c.params); got == want {
+			t.Errorf("%s did not change the key", c.name)
+		}
+	}
+}
