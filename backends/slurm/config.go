@@ -2,6 +2,7 @@ package slurm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	rt "github.com/mapflow/mapflow/runtime"
@@ -43,11 +45,31 @@ var (
 	// D-HH:MM:SS, or no limit.
 	slurmTime = regexp.MustCompile(`^(\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2}|UNLIMITED|INFINITE|unlimited|infinite)$`)
 	// slurmMem is what sbatch --mem takes: a size, in MB unless a unit follows.
-	slurmMem = regexp.MustCompile(`^\d+[KMGT]?$`)
-	// ownOptions are the sbatch options mapflow sets itself.
+	slurmMem = regexp.MustCompile(`^\d{1,12}([KMGTkmgt][Bb]?)?$`)
+	// ownOptions are the sbatch options mapflow sets itself, or that would stop it from
+	// reading the array's id (--wait, --test-only, --help...).
 	ownOptions = []string{"-a", "--array", "--parsable", "-o", "--output", "-e", "--error", "-D", "--chdir",
-		"-J", "--job-name", "--wrap", "-p", "--partition", "-t", "--time", "-c", "--cpus-per-task", "--mem"}
+		"-J", "--job-name", "--wrap", "-p", "--partition", "-t", "--time", "-c", "--cpus-per-task", "--mem",
+		"-W", "--wait", "--test-only", "-h", "--help", "-V", "--version", "--usage"}
 )
+
+// ownOption is the option of ownOptions that arg sets, or "": sbatch takes a short option's
+// value attached (-a0-3) and a long option by any unambiguous prefix (--arr=0-3).
+func ownOption(arg string) string {
+	if name, ok := strings.CutPrefix(arg, "--"); ok {
+		name, _, _ = strings.Cut(name, "=")
+		for _, o := range ownOptions {
+			if long, ok := strings.CutPrefix(o, "--"); ok && name != "" && strings.HasPrefix(long, name) {
+				return o
+			}
+		}
+		return ""
+	}
+	if len(arg) >= 2 && arg[0] == '-' && slices.Contains(ownOptions, arg[:2]) {
+		return arg[:2]
+	}
+	return ""
+}
 
 // Check checks the settings as written.
 func (c *Config) Check() []settings.Problem {
@@ -61,10 +83,12 @@ func (c *Config) Check() []settings.Problem {
 	if strings.ContainsAny(c.WorkDir, "'\n\x00") {
 		ps = append(ps, settings.Problem{Key: "work_dir", Message: "has a quote or a newline", Hint: "use a path without them"})
 	}
+	if c.WorkDir == "" {
+		ps = append(ps, settings.Problem{Key: "work_dir", Message: "must not be empty", Hint: "name a directory the compute nodes share"})
+	}
 	for _, a := range c.SbatchArgs {
-		name, _, _ := strings.Cut(a, "=")
-		if slices.Contains(ownOptions, name) {
-			ps = append(ps, settings.Problem{Key: "sbatch_args", Message: fmt.Sprintf("%s is mapflow's to set", name),
+		if name := ownOption(a); name != "" {
+			ps = append(ps, settings.Problem{Key: "sbatch_args", Message: fmt.Sprintf("%s (in %q) is mapflow's to set", name, a),
 				Hint: "mapflow sets the array, job name, output, working directory and script; partition, time, cpus_per_task, mem, array_size and array_parallelism are settings of their own"})
 		} else if !strings.HasPrefix(a, "-") {
 			ps = append(ps, settings.Problem{Key: "sbatch_args", Message: fmt.Sprintf("%q is not an option", a), Hint: `write each as one string, like "--account=lab"`})
@@ -133,12 +157,24 @@ func (c *Config) size() int {
 // error's text when it fails.
 func command(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	// A command that is a script may leave a child holding its output: once ctx ends, Wait
+	// gives up on the pipes after this long.
+	cmd.WaitDelay = 2 * time.Second
+	// A process group of its own: a Ctrl-C at the terminal signals the whole foreground
+	// group, and an sbatch killed halfway may have submitted an array without telling its id.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return string(out), fmt.Errorf("%s did not answer in time", name)
+		}
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return string(out), fmt.Errorf("%s: %s", name, msg)
+			if !strings.HasPrefix(msg, name+":") {
+				msg = name + ": " + msg
+			}
+			return string(out), errors.New(msg)
 		}
 		return string(out), fmt.Errorf("%s: %w", name, err)
 	}

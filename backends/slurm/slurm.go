@@ -7,6 +7,8 @@ package slurm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -92,6 +94,7 @@ type array struct {
 	lastLook time.Time
 	bin      string // the staged binary
 	replaced int    // array tasks submitted to replace lost ones
+	pending  string // the pending reason said last
 }
 
 // Launch makes the run's staging directory under work_dir (the job's own directory readable
@@ -190,9 +193,8 @@ func (a *array) State() []byte {
 
 // StartWorkers copies the binary into the run's directory, where every node sees it, and
 // submits the array.
-func (a *array) StartWorkers(ctx context.Context, bin string) error {
-	a.bin = filepath.Join(a.dir, "mapflow")
-	if err := copyFile(bin, a.bin); err != nil {
+func (a *array) StartWorkers(ctx context.Context, bin string) (err error) {
+	if a.bin, err = a.stageBinary(bin); err != nil {
 		return fmt.Errorf("stage the mapflow binary: %w", err)
 	}
 	script := filepath.Join(a.dir, "worker.sh")
@@ -210,6 +212,29 @@ exec '%s' worker --store 'file://%s' --id "$id" --host "${SLURMD_NODENAME:-$(hos
 	}
 	a.b.Logf("job staged in %s; job array %s of %d tasks", a.dir, id, a.size)
 	return rt.SaveState(ctx, a.State())
+}
+
+// stageBinary copies the binary once per content under work_dir/.mapflow/bin/SHA256/, where
+// every node sees it and every later run with the same binary finds it.
+func (a *array) stageBinary(bin string) (string, error) {
+	sum, err := fileDigest(bin)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(a.cfg.WorkDir, ".mapflow", "bin", sum[:16])
+	staged := filepath.Join(dir, "mapflow")
+	if info, err := os.Stat(staged); err == nil && info.Mode().IsRegular() {
+		return staged, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	tmp := staged + ".tmp-" + strconv.Itoa(os.Getpid())
+	if err := copyFile(bin, tmp); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return staged, os.Rename(tmp, staged)
 }
 
 // submit submits an array of n workers and returns its job id.
@@ -232,7 +257,12 @@ func (a *array) submit(ctx context.Context, n int) (string, error) {
 	}
 	args = append(args, cfg.SbatchArgs...)
 	args = append(args, filepath.Join(a.dir, "worker.sh"))
-	out, err := command(ctx, "sbatch", args...)
+	// sbatch is not interrupted by a cancel of the run: killed halfway, it may have submitted
+	// the array without telling its id, and nothing could then cancel it. Once it returns,
+	// the run's end cancels what it submitted.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	out, err := command(sctx, "sbatch", args...)
 	if err != nil {
 		return "", fmt.Errorf("%s: submit the job array: %w", cfg.At("sbatch_args", "partition"), err)
 	}
@@ -367,6 +397,7 @@ func (a *array) Watch(ctx context.Context) error {
 		}
 	}
 	if len(live) > 0 {
+		a.sayPending(live)
 		return nil
 	}
 	if a.attached {
@@ -385,6 +416,25 @@ func (a *array) Watch(ctx context.Context) error {
 	_ = rt.SaveState(ctx, a.State())
 	a.b.Logf("every array task ended with work left (%s); job array %s of %d tasks replaces them", a.endings(), id, n)
 	return nil
+}
+
+// sayPending says once why the array waits, when none of its tasks runs and Slurm's reason
+// is not a plain wait for resources (PartitionConfig: it asks for more than the partition has,
+// and never starts; JobHeldUser, BeginTime: sbatch_args asked for it).
+func (a *array) sayPending(live map[string]element) {
+	reason := ""
+	for _, e := range live {
+		if e.state != "PENDING" {
+			return
+		}
+		reason = e.reason
+	}
+	switch reason {
+	case "", "None", "Priority", "Resources", "JobArrayTaskLimit", a.pending:
+		return
+	}
+	a.pending = reason
+	a.b.Logf("%s is pending: Slurm's reason is %s (squeue shows it; Ctrl-C or mapflow cancel ends the job)", a, reason)
 }
 
 // pendingRange tells whether squeue lists array task i of arr inside a pending range line
@@ -513,6 +563,20 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// fileDigest is the hex SHA-256 of a file's content.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // LastArray is the job id of the last run's array, for tests ("" before any).

@@ -85,7 +85,11 @@ func TestSettings(t *testing.T) {
 	for _, tc := range []struct{ block, want string }{
 		{`work_dir = "/tmp", time = "1 hour"`, `job.mf:2:27: setting "time": "1 hour" is not a Slurm time`},
 		{`work_dir = "/tmp", mem = "2 GB"`, `setting "mem": "2 GB" is not a Slurm memory size`},
-		{`work_dir = "/tmp", sbatch_args = ["--array=0-3"]`, `setting "sbatch_args": --array is mapflow's to set`},
+		{`work_dir = "/tmp", sbatch_args = ["--array=0-3"]`, `setting "sbatch_args": --array (in "--array=0-3") is mapflow's to set`},
+		{`work_dir = "/tmp", sbatch_args = ["-a0-3"]`, `setting "sbatch_args": -a (in "-a0-3") is mapflow's to set`},
+		{`work_dir = "/tmp", sbatch_args = ["--arr=5-6"]`, `setting "sbatch_args": --array (in "--arr=5-6") is mapflow's to set`},
+		{`work_dir = "/tmp", sbatch_args = ["--wait"]`, `setting "sbatch_args": --wait (in "--wait") is mapflow's to set`},
+		{`work_dir = ""`, `setting "work_dir": must not be empty`},
 		{`work_dir = "/tmp", array_parallelism = 0`, `setting "array_parallelism" must be from 1 to 100000`},
 		{`time = "10"`, `missing required setting "work_dir"`},
 	} {

@@ -266,9 +266,13 @@ func (a *app) taskIndex(ctx context.Context, cat *catalog.Catalog, row *catalog.
 		return i, nil
 	}
 	found := -1
+	example := ""
 	err := cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
 		if t.Name == ref {
 			found = t.Index
+		}
+		if example == "" {
+			example = t.Name
 		}
 		return nil
 	})
@@ -276,8 +280,8 @@ func (a *app) taskIndex(ctx context.Context, cat *catalog.Catalog, row *catalog.
 		return 0, err
 	}
 	if found < 0 {
-		return 0, usageErr("job %s has no task %q (task names look like %s-0; indexes go from 0 to %d)",
-			row.ID, ref, row.Name, row.NumTasks-1)
+		return 0, usageErr("job %s has no task %q (task names look like %s; indexes go from 0 to %d)",
+			row.ID, ref, example, row.NumTasks-1)
 	}
 	return found, nil
 }
