@@ -395,10 +395,25 @@ func (l *lineRecorder) Report(e rt.Event) {
 	if e.Kind == rt.TaskStarted || e.Result.Status == rt.Canceled || (l.ctx != nil && l.ctx.Err() != nil) {
 		return
 	}
+	if l.ctx != nil && e.Result.Status == rt.Failed && termed(e.Result.Message) {
+		// A scheduler that stops a worker (Slurm at its time limit, scancel) sends SIGTERM
+		// to its tasks too, and a task may die of it before the worker hears its own: that
+		// is the worker's end, not the task's failure. Give the worker's signal a second.
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 	line := toLine(e.Result, e.Kind == rt.TaskRetrying)
 	l.mu.Lock()
 	l.lines = append(l.lines, line)
 	l.mu.Unlock()
+}
+
+// termed tells whether a task's failure message says SIGTERM ended it.
+func termed(msg string) bool {
+	return strings.Contains(msg, "signal 15") || strings.Contains(msg, "SIGTERM") || strings.Contains(msg, "signal: terminated")
 }
 
 // scanner finds chunks to claim; it is shared by a worker's threads.
