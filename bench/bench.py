@@ -194,52 +194,37 @@ def bench_exec():
             aim(ratio(EXEC_N, ms, EXEC_N, med(gp)), "<=", 0.25))
 
 
-# 3. Hadoop: the seed's 3-task job and HADOOP_N tasks, both on 3 containers, submit to results.
+# 3. A cluster of the project's scripts: the seed's 3-task job and HADOOP_N tasks, submit to
+#    results; on Hadoop in 3 containers, on Slurm as a job array of 3 workers.
+def bench_cluster(script, seed_file, many_file, label, where, aim_seed=None):
+    if subprocess.run([os.path.join(ROOT, "scripts", script), "status"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        notes.append(f"{label}: skipped, no {script} running (bench/run starts one).")
+        return
+    seed = os.path.join(ROOT, "examples", seed_file)
+    many = job_file(many_file, HADOOP_N, 10000)
+    cat = fresh(os.path.join(OUT, label.lower() + "-catalog.db"))
+    s, b = [], []
+    for _ in range(RUNS):
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", seed])
+        expect(out, r"^result: 70$", "mapflow " + seed_file)
+        s.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", many])
+        expect(out, rf"^result: {HADOOP_N * (HADOOP_N + 1)}$", "mapflow " + many_file)
+        b.append(wall)
+    r = med(b) / med(s)
+    number = "3." if label == "Hadoop" else "3b."
+    row(f"{number} mapflow run, {label.lower()}, seed job, {where}", 3, med(s))
+    row(f"   mapflow run, {label.lower()}, {HADOOP_N:,} tasks, {where}", HADOOP_N, med(b), None, None,
+        f"time / seed's: {r:.2f} {aim(r, '<', 2) if aim_seed else ''}".strip())
+
+
 def bench_hadoop():
-    if subprocess.run([os.path.join(ROOT, "scripts", "hadoop-minicluster"), "status"],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
-        notes.append("Hadoop: skipped, no minicluster running (bench/run starts one).")
-        return
-    seed = os.path.join(ROOT, "examples", "add_hadoop.mf")
-    many = job_file("hadoop_10k.mf", HADOOP_N, 10000)
-    cat = os.path.join(OUT, "hadoop-catalog.db")
-    fresh(cat)
-    s, b = [], []
-    for _ in range(RUNS):
-        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", seed])
-        expect(out, r"^result: 70$", "mapflow add_hadoop.mf")
-        s.append(wall)
-        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", many])
-        expect(out, rf"^result: {HADOOP_N * (HADOOP_N + 1)}$", "mapflow hadoop_10k.mf")
-        b.append(wall)
-    r = med(b) / med(s)
-    row("3. mapflow run, hadoop, seed job, 3 containers", 3, med(s))
-    row(f"   mapflow run, hadoop, {HADOOP_N:,} tasks, 3 containers", HADOOP_N, med(b), None, None,
-        f"time / seed's: {r:.2f} {aim(r, '<', 2)}".strip())
+    bench_cluster("hadoop-minicluster", "add_hadoop.mf", "hadoop_10k.mf", "Hadoop", "3 containers", aim_seed=True)
 
 
-# 3b. Slurm: the seed's 3-task job and HADOOP_N tasks, both as a job array of 3 workers on the
-#     one-node cluster of scripts/slurm-cluster, submit to results.
 def bench_slurm():
-    if subprocess.run([os.path.join(ROOT, "scripts", "slurm-cluster"), "status"],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
-        notes.append("Slurm: skipped, no cluster running (bench/run starts one).")
-        return
-    seed = os.path.join(ROOT, "examples", "add_slurm.mf")
-    many = job_file("slurm_10k.mf", HADOOP_N, 10000)
-    cat = fresh(os.path.join(OUT, "slurm-catalog.db"))
-    s, b = [], []
-    for _ in range(RUNS):
-        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", seed])
-        expect(out, r"^result: 70$", "mapflow add_slurm.mf")
-        s.append(wall)
-        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", many])
-        expect(out, rf"^result: {HADOOP_N * (HADOOP_N + 1)}$", "mapflow slurm_10k.mf")
-        b.append(wall)
-    r = med(b) / med(s)
-    row("3b. mapflow run, slurm, seed job, array of 3", 3, med(s))
-    row(f"   mapflow run, slurm, {HADOOP_N:,} tasks, array of 3", HADOOP_N, med(b), None, None,
-        f"time / seed's: {r:.2f}")
+    bench_cluster("slurm-cluster", "add_slurm.mf", "slurm_10k.mf", "Slurm", "array of 3")
 
 
 # 4. EC2 against moto: the seed's 3-task job and HADOOP_N tasks, both on 3 hosts, submit to

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/mapflow/mapflow/lang"
@@ -45,35 +43,17 @@ func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
 	fn := sha256.Sum256(fmt.Appendf(nil, "%q\x00%s", job.Func.Params, job.Func.Body.Text))
 	k.Parts["func"] = hex.EncodeToString(fn[:])
 	h.Write(fn[:])
-	files := map[string]string{} // slash path -> absolute
-	for _, s := range job.Ship {
-		err := filepath.WalkDir(s.Abs, func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			rel, err := filepath.Rel(s.Abs, p)
-			if err != nil {
-				return err
-			}
-			files[filepath.ToSlash(filepath.Join(filepath.FromSlash(s.Path), rel))] = p
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("cache key: read shipped %q: %w", s.Path, err)
-		}
+	files, err := ShippedFiles(job)
+	if err != nil {
+		return nil, fmt.Errorf("cache key: %w", err)
 	}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		sum, err := fileSHA256(files[n])
+	for _, f := range files {
+		sum, err := FileSHA256(f.Path)
 		if err != nil {
-			return nil, fmt.Errorf("cache key: read shipped %q: %w", n, err)
+			return nil, fmt.Errorf("cache key: read shipped %q: %w", f.Name, err)
 		}
-		k.Parts["ship:"+n] = sum
-		fmt.Fprintf(h, "ship\x00%s\x00%s\x00", n, sum)
+		k.Parts["ship:"+f.Name] = sum
+		fmt.Fprintf(h, "ship\x00%s\x00%s\x00", f.Name, sum)
 	}
 	k.job = h.Sum(nil)
 	return k, nil
@@ -107,7 +87,8 @@ func writeParams(h hash.Hash, names []string, set map[string]any) error {
 	return nil
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of a file's content.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

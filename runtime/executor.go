@@ -408,7 +408,7 @@ func copyTree(src, dst string) error {
 		return err
 	}
 	if !info.IsDir() {
-		return copyFile(src, dst, info.Mode().Perm())
+		return CopyFile(src, dst, info.Mode().Perm())
 	}
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -426,11 +426,13 @@ func copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		return copyFile(path, target, info.Mode().Perm())
+		return CopyFile(path, target, info.Mode().Perm())
 	})
 }
 
-func copyFile(src, dst string, perm fs.FileMode) error {
+// CopyFile copies src to a new file dst (its directory made as needed) with mode perm; it
+// fails when dst exists.
+func CopyFile(src, dst string, perm fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}

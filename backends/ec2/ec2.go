@@ -160,7 +160,7 @@ func (h *hosts) State() []byte {
 // whose user-data starts the worker.
 func (h *hosts) StartWorkers(ctx context.Context, bin string) error {
 	cfg := h.cfg
-	digest, err := fileDigest(bin)
+	digest, err := rt.FileSHA256(bin)
 	if err != nil {
 		return fmt.Errorf("read the mapflow binary: %w", err)
 	}

@@ -3,8 +3,6 @@ package ec2
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -198,18 +196,4 @@ func uploadFile(ctx context.Context, client *s3.Client, bucket, key, file string
 		return fmt.Errorf("upload %s to s3://%s/%s: %w", file, bucket, key, err)
 	}
 	return nil
-}
-
-// fileDigest is the hex SHA-256 of a file.
-func fileDigest(file string) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

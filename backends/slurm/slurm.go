@@ -7,8 +7,6 @@ package slurm
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -217,7 +215,7 @@ exec '%s' worker --store 'file://%s' --id "$id" --host "${SLURMD_NODENAME:-$(hos
 // stageBinary copies the binary once per content under work_dir/.mapflow/bin/SHA256/, where
 // every node sees it and every later run with the same binary finds it.
 func (a *array) stageBinary(bin string) (string, error) {
-	sum, err := fileDigest(bin)
+	sum, err := rt.FileSHA256(bin)
 	if err != nil {
 		return "", err
 	}
@@ -230,7 +228,8 @@ func (a *array) stageBinary(bin string) (string, error) {
 		return "", err
 	}
 	tmp := staged + ".tmp-" + strconv.Itoa(os.Getpid())
-	if err := copyFile(bin, tmp); err != nil {
+	os.Remove(tmp) // one a crashed run of this pid left
+	if err := rt.CopyFile(bin, tmp, 0o700); err != nil {
 		os.Remove(tmp)
 		return "", err
 	}
@@ -546,38 +545,6 @@ func (b *Backend) Explain(ctx context.Context, state []byte) (string, error) {
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
-
-// copyFile copies an executable.
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o700)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// fileDigest is the hex SHA-256 of a file's content.
-func fileDigest(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // LastArray is the job id of the last run's array, for tests ("" before any).
 func (b *Backend) LastArray() string {

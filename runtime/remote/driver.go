@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -51,33 +49,19 @@ type Driver struct {
 // the env block the job runs in, which the workers read their settings from.
 func (d *Driver) Stage(ctx context.Context, job *lang.Job, envName string) error {
 	m := Manifest{JobID: d.JobID, ScriptPath: job.Filename, Script: string(job.Source), Env: envName, Threads: d.Threads}
-	for _, s := range job.Ship {
-		err := filepath.WalkDir(s.Abs, func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			rel, err := filepath.Rel(s.Abs, p)
-			if err != nil {
-				return err
-			}
-			name := filepath.ToSlash(filepath.Join(filepath.FromSlash(s.Path), rel))
-			info, err := e.Info()
-			if err != nil {
-				return err
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			if err := d.Store.Put(ctx, shipDir+"/"+name, data); err != nil {
-				return err
-			}
-			m.Ship = append(m.Ship, ShipFile{Path: name, Mode: info.Mode().Perm()})
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("stage shipped %q: %w", s.Path, err)
+	files, err := rt.ShippedFiles(job)
+	if err != nil {
+		return fmt.Errorf("stage the job: %w", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f.Path)
+		if err == nil {
+			err = d.Store.Put(ctx, shipDir+"/"+f.Name, data)
 		}
+		if err != nil {
+			return fmt.Errorf("stage shipped %q: %w", f.Name, err)
+		}
+		m.Ship = append(m.Ship, ShipFile{Path: f.Name, Mode: f.Mode})
 	}
 	data, err := encodeLines([]Manifest{m})
 	if err != nil {

@@ -94,7 +94,6 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go w.watchCancel(ctx, cancel)
 
 	threads := w.Threads
 	if threads <= 0 {
@@ -107,23 +106,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	var busy atomic.Int64 // chunks running
 	var last atomic.Int64 // when a chunk last started or ended, in Unix nanoseconds
 	last.Store(time.Now().UnixNano())
-	if w.Idle > 0 {
-		go func() {
-			t := time.NewTicker(w.poll())
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if busy.Load() == 0 && time.Since(time.Unix(0, last.Load())) > w.Idle {
-						cancel(ErrIdle)
-						return
-					}
-				}
-			}
-		}()
+	idle := func() bool {
+		return w.Idle > 0 && busy.Load() == 0 && time.Since(time.Unix(0, last.Load())) > w.Idle
 	}
+	go w.watch(ctx, cancel, idle)
 	var wg sync.WaitGroup
 	errs := make(chan error, threads)
 	// A re-run (run > 1) runs alone in this process: a loss during it is charged to its running
@@ -184,8 +170,9 @@ func (w *Worker) poll() time.Duration {
 	return DefaultPoll
 }
 
-// watchCancel cancels ctx with ErrCanceled once the driver writes the cancel object.
-func (w *Worker) watchCancel(ctx context.Context, cancel context.CancelCauseFunc) {
+// watch cancels ctx with ErrCanceled once the driver writes the cancel object, and with
+// ErrIdle once idle says the worker has had no work for Idle.
+func (w *Worker) watch(ctx context.Context, cancel context.CancelCauseFunc, idle func() bool) {
 	t := time.NewTicker(w.poll())
 	defer t.Stop()
 	for {
@@ -195,6 +182,10 @@ func (w *Worker) watchCancel(ctx context.Context, cancel context.CancelCauseFunc
 		case <-t.C:
 			if _, err := w.Store.Get(ctx, cancelName); err == nil {
 				cancel(ErrCanceled)
+				return
+			}
+			if idle() {
+				cancel(ErrIdle)
 				return
 			}
 		}
