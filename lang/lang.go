@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -60,10 +61,11 @@ type Env struct {
 	prepErr  error
 }
 
-// Prepare prepares the env's options for a command that runs in it (see settings.Preparer):
+// Prepare prepares the env's options for a command that runs in it (see settings.Preparer),
+// stopping when ctx ends:
 // what depends on this machine, such as a directory that must exist, is resolved and checked
 // once. Problems are Diagnostics that point at the settings.
-func (e *Env) Prepare() error {
+func (e *Env) Prepare(ctx context.Context) error {
 	if e.prepared {
 		return e.prepErr
 	}
@@ -73,7 +75,7 @@ func (e *Env) Prepare() error {
 		return nil
 	}
 	var ds Diagnostics
-	for _, pr := range p.Prepare() {
+	for _, pr := range p.Prepare(ctx) {
 		pos := e.Pos
 		summary := fmt.Sprintf("env %s %s: %s", e.Kind, e.Name, pr.Message)
 		if s, ok := e.Settings[pr.Key]; ok {

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -58,7 +59,7 @@ func NewBackend(env *lang.Env) (Backend, error) {
 	if env.Options == nil {
 		return nil, fmt.Errorf("%s: env %s has errors: mapflow check shows them", env.Pos, env.Name)
 	}
-	if err := env.Prepare(); err != nil {
+	if err := env.Prepare(context.Background()); err != nil { // a no-op once a command prepared it
 		return nil, err
 	}
 	return f(env.Options)

@@ -19,6 +19,7 @@
 package settings
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
@@ -278,7 +279,7 @@ type Checker interface {
 // configuration file to read), for the env block a command runs in: `check` and `run` call it
 // alike, through the job language's Env.Prepare.
 type Preparer interface {
-	Prepare() []Problem
+	Prepare(ctx context.Context) []Problem
 }
 
 // Decode makes the kind's options struct from values (each already of its option's type: int64,

@@ -76,7 +76,7 @@ func (c *Config) Check() []settings.Problem {
 
 // Prepare resolves hadoop_conf_dir (relative to the job file) and takes from its XML, with
 // Hadoop's defaults and ${...} expansion, the addresses the block leaves out.
-func (c *Config) Prepare() []settings.Problem {
+func (c *Config) Prepare(context.Context) []settings.Problem {
 	switch {
 	case c.ConfDir == "":
 		c.ConfDir = os.Getenv("HADOOP_CONF_DIR")

@@ -99,7 +99,7 @@ func (c *Config) Check() []settings.Problem {
 
 // Prepare resolves work_dir and checks, before anything is staged, that this machine can
 // submit: sbatch on PATH, slurmctld answering, the partition known, work_dir writable.
-func (c *Config) Prepare() []settings.Problem {
+func (c *Config) Prepare(ctx context.Context) []settings.Problem {
 	switch {
 	case strings.HasPrefix(c.WorkDir, "~/"):
 		if home, err := os.UserHomeDir(); err == nil {
@@ -126,9 +126,12 @@ func (c *Config) Prepare() []settings.Problem {
 			return []settings.Problem{{Message: fmt.Sprintf("%s is not on PATH", cmd), Hint: "run mapflow where Slurm's commands are, such as a login node"}}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	out, err := command(ctx, "sinfo", "-h", "-o", "%R")
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return []settings.Problem{{Message: "interrupted while asking slurmctld (sinfo)"}}
+	}
 	if err != nil {
 		return []settings.Problem{{Message: fmt.Sprintf("slurmctld does not answer: %v", err), Hint: "is the cluster up? sinfo must work here"}}
 	}
@@ -167,8 +170,11 @@ func command(ctx context.Context, name string, args ...string) (string, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
+		switch ctx.Err() {
+		case context.DeadlineExceeded:
 			return string(out), fmt.Errorf("%s did not answer in time", name)
+		case context.Canceled:
+			return string(out), fmt.Errorf("%s: interrupted", name)
 		}
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
 			if !strings.HasPrefix(msg, name+":") {

@@ -1,6 +1,7 @@
 package slurm
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -120,7 +121,7 @@ func TestPendingRange(t *testing.T) {
 func TestNoSbatch(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	c := &Config{WorkDir: t.TempDir()}
-	ps := c.Prepare()
+	ps := c.Prepare(context.Background())
 	if len(ps) != 1 || ps[0].Key != "" || ps[0].Message != "sbatch is not on PATH" {
 		t.Errorf("problems %+v, want sbatch is not on PATH", ps)
 	}

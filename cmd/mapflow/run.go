@@ -29,7 +29,7 @@ func (a *app) runCommand() *cobra.Command {
 		Short: "Run a job file: prints the map results and the combined result",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			job, env, err := a.load(args[0], envName)
+			job, env, err := a.load(cmd.Context(), args[0], envName)
 			if err != nil {
 				return err
 			}
@@ -71,7 +71,7 @@ func (a *app) runCommand() *cobra.Command {
 }
 
 // load loads and checks a job file and picks its env, printing warnings.
-func (a *app) load(path, envName string) (*lang.Job, *lang.Env, error) {
+func (a *app) load(ctx context.Context, path, envName string) (*lang.Job, *lang.Env, error) {
 	job, err := lang.Load(path)
 	if err != nil {
 		return nil, nil, err
@@ -85,7 +85,7 @@ func (a *app) load(path, envName string) (*lang.Job, *lang.Env, error) {
 	}
 	// What the env's backend needs of this machine (a directory that must exist, say) is
 	// checked here, for check and run alike.
-	if err := env.Prepare(); err != nil {
+	if err := env.Prepare(ctx); err != nil {
 		return nil, nil, err
 	}
 	return job, env, nil
@@ -242,7 +242,7 @@ func (a *app) checkCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: exitBadInput, err: err}
 			}
-			if err := env.Prepare(); err != nil {
+			if err := env.Prepare(cmd.Context()); err != nil {
 				return err
 			}
 			// Generated parameter sets may be unbounded: a sample of them is looked at, and
