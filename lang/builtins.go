@@ -491,7 +491,7 @@ func nested(v any) bool {
 
 // maxMatchWork bounds a regexp match: Go's regexp costs the text's length times the pattern's
 // program size, which one `matches` would otherwise spend for minutes without a turn to stop
-// at. 2^28 is about a second.
+// at.
 const maxMatchWork = 1 << 28
 
 var (
