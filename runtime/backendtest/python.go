@@ -82,21 +82,32 @@ combine python("add.py", "add_combiner")
 }
 
 // pythonOrdering: results keep the params' order though the first task ends last, and many
-// fast tasks all come back.
+// fast tasks all come back. Task 0 waits until another task has ended (a marker file every
+// other task writes, up to 60 s): a fixed sleep was not always enough on a backend whose other
+// workers start late (a Slurm array's tasks).
 func (s *suite) pythonOrdering(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "another-task-ended")
 	j := s.write(t, "pyorder", `
 func f(i) = python("tasks.py")
 
 params map(0..599, ({i: #, unused: "x"}))
 
 combine sum(results)
-`, map[string]string{"tasks.py": `import time
+`, map[string]string{"tasks.py": fmt.Sprintf(`import os, time
+
+MARKER = %q
 
 def f(i):
     if i == 0:
         time.sleep(1.5)
+        for _ in range(600):
+            if os.path.exists(MARKER):
+                break
+            time.sleep(0.1)
+    else:
+        open(MARKER, "a").close()
     return {"i": i, "sq": i * i}
-`})
+`, marker)})
 	rep := s.run(t, j, context.Background(), rt.Options{})
 	if len(rep.MapResults) != 600 || rep.Status != rt.Completed {
 		t.Fatalf("%d results, status %s", len(rep.MapResults), rep.Status)
