@@ -380,7 +380,22 @@ type Job struct {
 	CancelRequested bool
 	// BackendState is JSON a backend keeps to re-attach (a YARN application id, instance ids).
 	BackendState []byte
+
+	// Cache is CacheReuse when the run reused earlier tasks and recorded its own tasks' cache
+	// keys, CacheRecord when it only recorded them (`run --no-cache` of a job file with
+	// `cache`), "" when caching was off.
+	Cache string
+	// CacheParts is JSON naming the hash of each part of the job that enters its tasks'
+	// cache keys ({"func": ..., "ship:train.py": ...}), for `mapflow explain`; nil when
+	// caching was off.
+	CacheParts []byte
 }
+
+// The values of jobs.cache.
+const (
+	CacheReuse  = "reuse"
+	CacheRecord = "record"
+)
 
 // Task is one row of the tasks table (and, for earlier attempts, of task_attempts).
 type Task struct {
@@ -398,6 +413,13 @@ type Task struct {
 	Message   string
 	Traceback string
 	ExitCode  *int
+	// CacheKey is the task's cache key (64 hex digits), when its job recorded them.
+	CacheKey string
+	// CachedFrom is "JOB_ID/TASK_INDEX" of the task whose result this one reused.
+	CachedFrom string
+	// RunTime, when not zero, is written as run_time instead of End - Start: a cached task's
+	// is its source's.
+	RunTime float64
 }
 
 // Log is a task attempt's captured output stream ("stdout" or "stderr").
@@ -442,7 +464,7 @@ const (
 
 const jobColumns = `job_id, name, script_path, script_sha256, script_text, git_commit, env_name,
 	env_kind, status, num_tasks, submitted_at, started_at, finished_at, result, error,
-	driver_pid, driver_host, heartbeat, cancel_requested, backend_state`
+	driver_pid, driver_host, heartbeat, cancel_requested, backend_state, cache, cache_parts`
 
 // jobArgs are j's values in jobColumns order.
 func jobArgs(j *Job) []any {
@@ -460,6 +482,7 @@ func jobArgs(j *Job) []any {
 		nullString(j.EnvKind), j.Status, int64(j.NumTasks), nullTime(j.SubmittedAt),
 		nullTime(j.StartedAt), nullTime(j.FinishedAt), nullJSON(j.Result), nullString(j.Error),
 		pid, nullString(j.DriverHost), nullTime(j.Heartbeat), cancel, nullJSON(j.BackendState),
+		nullString(j.Cache), nullJSON(j.CacheParts),
 	}
 }
 
@@ -483,7 +506,7 @@ func (c *Catalog) CreateJob(ctx context.Context, j *Job) error {
 	args := jobArgs(j)
 	err := c.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		return err
 	})
 	if err != nil {
@@ -505,7 +528,7 @@ func (c *Catalog) UpdateJob(ctx context.Context, j *Job) error {
 			script_sha256 = ?, script_text = ?, git_commit = ?, env_name = ?, env_kind = ?,
 			status = ?, num_tasks = ?, submitted_at = ?, started_at = ?, finished_at = ?,
 			result = ?, error = ?, driver_pid = ?, driver_host = ?, heartbeat = ?,
-			cancel_requested = ?, backend_state = ?
+			cancel_requested = ?, backend_state = ?, cache = ?, cache_parts = ?
 			WHERE job_id = ?`, args...)
 		if err != nil {
 			return err
@@ -579,13 +602,13 @@ func (c *Catalog) scanJob(s scanner) (*Job, error) {
 		j                                             Job
 		path, sha, text, commit, envName, envKind     sql.NullString
 		submitted, started, finished, heartbeat, host sql.NullString
-		errText                                       sql.NullString
+		errText, cache                                sql.NullString
 		pid                                           sql.NullInt64
-		cancel                                        int64
+		cancelReq                                     int64
 	)
 	err := s.Scan(&j.ID, &j.Name, &path, &sha, &text, &commit, &envName, &envKind, &j.Status,
 		&j.NumTasks, &submitted, &started, &finished, &j.Result, &errText, &pid, &host,
-		&heartbeat, &cancel, &j.BackendState)
+		&heartbeat, &cancelReq, &j.BackendState, &cache, &j.CacheParts)
 	if err != nil {
 		return nil, err
 	}
@@ -593,7 +616,8 @@ func (c *Catalog) scanJob(s scanner) (*Job, error) {
 	j.GitCommit, j.EnvName, j.EnvKind = commit.String, envName.String, envKind.String
 	j.Error, j.DriverHost = errText.String, host.String
 	j.DriverPID = int(pid.Int64)
-	j.CancelRequested = cancel != 0
+	j.CancelRequested = cancelReq != 0
+	j.Cache = cache.String
 	for _, t := range []struct {
 		dst *time.Time
 		src sql.NullString

@@ -20,7 +20,7 @@ import (
 //	script_text       TEXT              the .mf file's text as run
 //	git_commit        TEXT              commit of the git work tree holding the script, if any
 //	env_name          TEXT              the env the job ran in (`env NAME`)
-//	env_kind          TEXT              its backend: local, hadoop, ec2
+//	env_kind          TEXT              its backend: local, hadoop, ec2, slurm
 //	status            TEXT              Pending, Running, Completed, Failed, Canceled
 //	num_tasks         INTEGER           number of tasks (parameter sets)
 //	submitted_at      TEXT              when `mapflow run` created the job
@@ -33,6 +33,11 @@ import (
 //	heartbeat         TEXT              the driver's last sign of life
 //	cancel_requested  INTEGER           1 once `mapflow cancel` asked the driver to stop
 //	backend_state     TEXT (JSON)       what the backend needs to re-attach (application id, ...)
+//	cache             TEXT              'reuse': the run reused earlier tasks (`cache`); 'record':
+//	                                    it only recorded its tasks' keys (`run --no-cache`); NULL:
+//	                                    caching was off
+//	cache_parts       TEXT (JSON)       the hash of each part of the job in its tasks' cache keys:
+//	                                    {"func": ..., "ship:NAME": ...}; NULL when caching was off
 //
 // tasks: one row per task, the state of its last attempt; written as Pending when the job is
 // planned and replaced as the task runs and ends.
@@ -52,6 +57,9 @@ import (
 //	exception_message    TEXT     what went wrong
 //	exception_traceback  TEXT     where: the .mf position, or the tail of a program's stderr
 //	exit_code            INTEGER  an exec function's exit status
+//	cache_key            TEXT     the task's cache key, 64 hex digits; NULL when caching was off
+//	cached_from          TEXT     'JOB_ID/TASK_INDEX' of the earlier task whose result a cached
+//	                              task reused (attempt 0, run_time the source's); NULL otherwise
 //
 // task_attempts: the earlier, failed attempts of retried tasks, with the columns of tasks and
 // the key (job_id, task_index, attempt). The last attempt is the tasks row.
@@ -143,11 +151,23 @@ CREATE TABLE logs (
 	PRIMARY KEY (job_id, task_index, attempt, stream)
 ) WITHOUT ROWID;
 `,
+	// 2: the cache across runs. The index holds only Completed tasks with a key: a run without
+	// caching adds nothing to it.
+	`
+ALTER TABLE jobs ADD COLUMN cache TEXT;
+ALTER TABLE jobs ADD COLUMN cache_parts TEXT;
+ALTER TABLE tasks ADD COLUMN cache_key TEXT;
+ALTER TABLE tasks ADD COLUMN cached_from TEXT;
+ALTER TABLE task_attempts ADD COLUMN cache_key TEXT;
+ALTER TABLE task_attempts ADD COLUMN cached_from TEXT;
+CREATE INDEX tasks_cache_key ON tasks (cache_key)
+	WHERE cache_key IS NOT NULL AND status = 'Completed';
+`,
 }
 
 // SchemaVersion is the catalog schema version this package writes (PRAGMA user_version): the
 // number of migrations (a test keeps the two in step).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrate brings the schema to SchemaVersion in one transaction. It is called inside the
 // write transaction, so concurrent Opens of a new file apply each migration once.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -17,10 +18,11 @@ import (
 // The task tables' columns, in the order of every statement and argument list below.
 const (
 	taskColumns = `job_id, task_index, task_name, params, status, host, attempt, start_time,
-	end_time, run_time, result, exception, exception_message, exception_traceback, exit_code`
-	numTaskColumns = 15
+	end_time, run_time, result, exception, exception_message, exception_traceback, exit_code,
+	cache_key, cached_from`
+	numTaskColumns = 17
 
-	// rowsPerStmt is the rows of one multi-row upsert: at most 7,500 parameters, well under
+	// rowsPerStmt is the rows of one multi-row upsert: at most 8,500 parameters, well under
 	// SQLite's limit of 32,766, and large enough that per-statement costs vanish.
 	rowsPerStmt = 500
 )
@@ -69,7 +71,8 @@ func (t taskTable) upsertSQL(ch *chunk) string {
 		start_time = excluded.start_time, end_time = excluded.end_time,
 		run_time = excluded.run_time, result = excluded.result,
 		exception = excluded.exception, exception_message = excluded.exception_message,
-		exception_traceback = excluded.exception_traceback, exit_code = excluded.exit_code`, t.key)
+		exception_traceback = excluded.exception_traceback, exit_code = excluded.exit_code,
+		cache_key = excluded.cache_key, cached_from = excluded.cached_from`, t.key)
 	return b.String()
 }
 
@@ -311,7 +314,9 @@ func (a *argConv) setTask(vals []any, t *Task) {
 		a.jobID, a.jobIDAny = t.JobID, t.JobID
 	}
 	var runTime, exitCode any
-	if !t.Start.IsZero() && !t.End.IsZero() {
+	if t.RunTime != 0 {
+		runTime = t.RunTime
+	} else if !t.Start.IsZero() && !t.End.IsZero() {
 		runTime = t.End.Sub(t.Start).Seconds()
 	}
 	if t.ExitCode != nil {
@@ -333,6 +338,8 @@ func (a *argConv) setTask(vals []any, t *Task) {
 	vals[12] = nullString(t.Message)
 	vals[13] = nullString(t.Traceback)
 	vals[14] = exitCode
+	vals[15] = nullString(t.CacheKey)
+	vals[16] = nullString(t.CachedFrom)
 }
 
 // textOf is b as text without copying it (JSON must be TEXT for SQLite's json functions; a
@@ -534,6 +541,7 @@ func (c *Catalog) eachTask(ctx context.Context, what, query, jobID string, fn fu
 // taskScanner reads task rows in taskColumns order, reusing its holders.
 type taskScanner struct {
 	name, host, start, end, exc, msg, tb sql.NullString
+	key, from                            sql.NullString
 	runTime                              sql.NullFloat64
 	exit                                 sql.NullInt64
 }
@@ -541,12 +549,16 @@ type taskScanner struct {
 func (s *taskScanner) scan(r scanner) (*Task, error) {
 	var t Task
 	err := r.Scan(&t.JobID, &t.Index, &s.name, &t.Params, &t.Status, &s.host, &t.Attempt,
-		&s.start, &s.end, &s.runTime, &t.Result, &s.exc, &s.msg, &s.tb, &s.exit)
+		&s.start, &s.end, &s.runTime, &t.Result, &s.exc, &s.msg, &s.tb, &s.exit, &s.key, &s.from)
 	if err != nil {
 		return nil, err
 	}
 	t.Name, t.Host = s.name.String, s.host.String
 	t.Exception, t.Message, t.Traceback = s.exc.String, s.msg.String, s.tb.String
+	t.CacheKey, t.CachedFrom = s.key.String, s.from.String
+	if s.from.Valid {
+		t.RunTime = s.runTime.Float64
+	}
 	if s.exit.Valid {
 		code := int(s.exit.Int64)
 		t.ExitCode = &code
@@ -667,4 +679,62 @@ func (c *Catalog) CancelUnfinished(ctx context.Context, jobID string, at time.Ti
 		return 0, fmt.Errorf("cancel unfinished tasks of job %s: %w", jobID, err)
 	}
 	return int(n), nil
+}
+
+// CacheHit is an earlier Completed task whose result a task with the same cache key reuses.
+type CacheHit struct {
+	// From is "JOB_ID/TASK_INDEX" of the task that computed the result: a hit on a task that
+	// was itself cached names that task's source.
+	From    string
+	Host    string
+	RunTime float64 // seconds; the source's
+	Result  []byte  // JSON
+}
+
+// CacheHits looks up keys (cache keys) among the Completed tasks of jobs other than jobID, and
+// returns a hit for each key found: the latest such task's. It reads through the partial index
+// tasks_cache_key, one statement for all the keys.
+func (c *Catalog) CacheHits(ctx context.Context, jobID string, keys []string) (map[string]CacheHit, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.r.QueryContext(ctx, `SELECT cache_key, job_id, task_index, host, run_time,
+		result, cached_from, end_time FROM tasks
+		WHERE cache_key IN (SELECT value FROM json_each(?1)) AND status = 'Completed'
+			AND job_id <> ?2`, string(list), jobID)
+	if err != nil {
+		return nil, fmt.Errorf("look up cached tasks: %w", err)
+	}
+	defer rows.Close()
+	hits := make(map[string]CacheHit, len(keys))
+	latest := make(map[string]string, len(keys))
+	for rows.Next() {
+		var (
+			key, job        string
+			index           int64
+			host, from, end sql.NullString
+			runTime         sql.NullFloat64
+			result          []byte
+		)
+		if err := rows.Scan(&key, &job, &index, &host, &runTime, &result, &from, &end); err != nil {
+			return nil, fmt.Errorf("look up cached tasks: %w", err)
+		}
+		if prev, ok := latest[key]; ok && prev >= end.String {
+			continue
+		}
+		latest[key] = end.String
+		h := CacheHit{From: from.String, Host: host.String, RunTime: runTime.Float64, Result: result}
+		if h.From == "" {
+			h.From = job + "/" + strconv.FormatInt(index, 10)
+		}
+		hits[key] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up cached tasks: %w", err)
+	}
+	return hits, nil
 }

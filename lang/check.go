@@ -103,6 +103,10 @@ func check(f *File, staged bool) (*Job, error) {
 			if c.once("recycle", st.Pos) {
 				c.checkRecycle(st.Recycle)
 			}
+		case st.Cache != nil:
+			if c.once("cache", st.Pos) {
+				c.checkCache(st.Cache)
+			}
 		case st.Unknown != nil:
 			c.unknownStmt(st.Unknown)
 		}
@@ -495,6 +499,7 @@ func (c *checker) checkFunc(fs *funcStmt) {
 		fn.Params = append(fn.Params, p.Name)
 	}
 	c.job.Func = fn
+	fn.Canon = fs.Body.canon()
 	fn.Body = c.compile(fs.Body, kindFunc, fn)
 	if fn.Body != nil && fn.Body.compiled != nil && fn.Body.Warm == nil {
 		for _, p := range fn.Params {
@@ -835,6 +840,18 @@ func (c *checker) checkRecycle(o *optionStmt) {
 		return
 	}
 	c.job.Recycle = int(n)
+}
+
+func (c *checker) checkCache(o *cacheStmt) {
+	v := o.Value
+	switch {
+	case v == nil:
+		c.job.Cache = true
+	case v.Ident != nil && !v.Minus && (*v.Ident == "true" || *v.Ident == "false"):
+		c.job.Cache = *v.Ident == "true"
+	default:
+		c.errorf(v.Pos, "write cache to reuse the tasks of earlier runs, or cache false", "cache takes true or false, got %s", describeValue(v))
+	}
 }
 
 func (c *checker) checkTimeout(o *optionStmt) {

@@ -28,6 +28,7 @@ type stmt struct {
 	Retries *optionStmt  `parser:"| 'retries' @@"`
 	Timeout *optionStmt  `parser:"| 'timeout' @@"`
 	Recycle *optionStmt  `parser:"| 'recycle' @@"`
+	Cache   *cacheStmt   `parser:"| @@"`
 	Unknown *unknownStmt `parser:"| @@"`
 }
 
@@ -58,7 +59,7 @@ type setting struct {
 	Value *value `parser:"@@"`
 }
 
-// value is a literal: in env settings and after retries, timeout and recycle.
+// value is a literal: in env settings and after retries, timeout, recycle and cache.
 type value struct {
 	Pos      Pos
 	Minus    bool       `parser:"@'-'?"`
@@ -78,6 +79,12 @@ type listValue struct {
 type optionStmt struct {
 	Pos   Pos
 	Value *value `parser:"@@ Newline"`
+}
+
+// cacheStmt is `cache`, or `cache true` / `cache false`.
+type cacheStmt struct {
+	Pos   Pos
+	Value *value `parser:"'cache' @@? Newline"`
 }
 
 type funcStmt struct {

@@ -42,6 +42,9 @@ type Job struct {
 	// Recycle is how many tasks a warm worker process runs before it is started afresh
 	// (`recycle N`); 0: never.
 	Recycle int
+	// Cache is set by `cache` (or `cache true`): a task whose cache key matches a Completed
+	// task of an earlier run reuses its result instead of running.
+	Cache bool
 
 	// Warnings are diagnostics that do not stop the job (e.g. params keys the function ignores).
 	Warnings Diagnostics
@@ -106,6 +109,9 @@ type Func struct {
 	Params []string
 	Pos    Pos
 	Body   *Expr
+	// Canon is the body's tokens one space apart: its text without comments and layout,
+	// which is what enters the cache key.
+	Canon string
 }
 
 // Warm is a function that runs in a long-lived worker process speaking mapflow's line

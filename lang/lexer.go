@@ -57,7 +57,7 @@ func tokenSymbols() map[string]lexer.TokenType {
 }
 
 // keywords are the statement keywords; they are keywords only as a line's first token.
-var keywords = []string{"job", "env", "func", "ship", "params", "combine", "retries", "timeout", "recycle"}
+var keywords = []string{"job", "env", "func", "ship", "params", "combine", "retries", "timeout", "recycle", "cache"}
 
 func isKeyword(s string) bool {
 	for _, k := range keywords {

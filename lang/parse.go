@@ -121,6 +121,7 @@ var statementForms = map[string]string{
 	"retries": "retries N",
 	"timeout": "timeout DURATION, like 30s",
 	"recycle": "recycle N (tasks per warm worker process)",
+	"cache":   "cache, or cache false",
 }
 
 func syntaxDiagnostic1(err error, toks []lexer.Token) Diagnostic {
@@ -229,6 +230,45 @@ func (f *File) fillText(e *exprNode) {
 			e.text = string(f.Source[e.Pos.Offset:end])
 		}
 	}
+}
+
+// canon is the expression's tokens one space apart, without its comments and layout.
+func (e *exprNode) canon() string {
+	if e == nil {
+		return ""
+	}
+	var b strings.Builder
+	tok := func(v string) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(v)
+	}
+	var group func(g *exprGroup)
+	group = func(g *exprGroup) {
+		tok(g.Open)
+		for _, it := range g.Inner {
+			switch {
+			case it.Group != nil:
+				group(it.Group)
+			case it.Tok != nil:
+				tok(it.Tok.Value)
+			case it.Comma != nil:
+				tok(it.Comma.Value)
+			}
+		}
+		if g.Close != nil {
+			tok(g.Close.Value)
+		}
+	}
+	for _, p := range e.Parts {
+		if p.Group != nil {
+			group(p.Group)
+		} else if p.Tok != nil {
+			tok(p.Tok.Value)
+		}
+	}
+	return b.String()
 }
 
 func (p *exprPart) end() int {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
@@ -18,8 +19,9 @@ const cacheFormat = "mapflow-cache-1"
 
 // CacheKeyer computes the cache keys of a job's tasks: a hash of everything that decides a
 // task's result. Its job part is hashed once: the format version, the function's parameters
-// and body as written (an expression's text; exec's program and argument template; python's
-// or serve's call), and the path and content of every shipped file (the Python module of
+// and body as written, without comments and layout (lang.Func.Canon: an expression's text;
+// exec's program and argument template; python's or serve's call), and the path and content
+// of every shipped file (the Python module of
 // python(...) is shipped, so its content counts). Each task adds its parameter set: the
 // function's parameters only (keys it does not take cannot change its result), each as the
 // catalog writes it, JSON with sorted keys: so 1 and 1.0 are one value, as JSON has one number
@@ -40,7 +42,7 @@ func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
 	k := &CacheKeyer{params: slices.Clone(job.Func.Params), Parts: map[string]string{}}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00", cacheFormat)
-	fn := sha256.Sum256(fmt.Appendf(nil, "%q\x00%s", job.Func.Params, job.Func.Body.Text))
+	fn := sha256.Sum256(fmt.Appendf(nil, "%q\x00%s", job.Func.Params, job.Func.Canon))
 	k.Parts["func"] = hex.EncodeToString(fn[:])
 	h.Write(fn[:])
 	files, err := ShippedFiles(job)
@@ -57,6 +59,12 @@ func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
 	}
 	k.job = h.Sum(nil)
 	return k, nil
+}
+
+// PartsJSON is Parts as JSON, for the job's row (catalog.Job.CacheParts).
+func (k *CacheKeyer) PartsJSON() []byte {
+	b, _ := json.Marshal(k.Parts) // a map of strings always marshals
+	return b
 }
 
 // Key is the cache key of the task with the given parameter set, as 64 hex digits.

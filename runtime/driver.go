@@ -34,11 +34,11 @@ var ErrDriverAlive = errors.New("the job's driver is still running")
 
 // Options tune a run.
 type Options struct {
-	// Progress, when set, is called with the number of tasks finished (completed, failed or
-	// canceled; for a resumed job, including those completed before), failed, and known so
-	// far, at most about ten times a second and once at the end. total grows while the params
-	// are still being read. It is called from one goroutine at a time.
-	Progress func(done, failed, total int)
+	// Progress, when set, is called with the run's counts at most about ten times a second
+	// and once at the end, from one goroutine at a time.
+	Progress func(Counts)
+	// Cache is the run's --cache or --no-cache; the zero value follows the job file.
+	Cache CacheFlag
 	// JobID, when set, is the id Run gives the new job instead of a generated one.
 	JobID string
 	// CombineOutput, when set, receives what a Python combiner writes to its standard output
@@ -58,6 +58,10 @@ type Report struct {
 	NumFailed int
 	// NumDone counts the tasks Completed, in this run or (resumed) an earlier one.
 	NumDone int
+	// NumCached counts the tasks that reused an earlier run's result, in this run or
+	// (resumed) an earlier one; Caching says the run looked them up.
+	NumCached int
+	Caching   bool
 	// MapResults holds every task's result in params order; nil for a task that failed or
 	// did not run.
 	MapResults []any
@@ -100,10 +104,15 @@ func Run(ctx context.Context, cat *catalog.Catalog, b Backend, job *lang.Job, en
 	if n, ok := job.Params.Count(); ok {
 		row.NumTasks = n // known before the tasks are: status shows it while the job runs
 	}
+	row.Cache = cacheMode(job, opts.Cache)
+	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts}
+	if err := d.setupCache(); err != nil {
+		return nil, err
+	}
 	if err := cat.CreateJob(ctx, row); err != nil {
 		return nil, fmt.Errorf("record the job in the catalog: %w", err)
 	}
-	return (&driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts}).run(ctx)
+	return d.run(ctx)
 }
 
 // Resume finishes a job whose driver ended before it did (killed, or the host went down):
@@ -130,6 +139,9 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	err = cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
 		if t.Status == string(Completed) {
 			earlier.add(t.Index, DecodeJSON(t.Result))
+			if t.CachedFrom != "" {
+				earlier.cached++
+			}
 		}
 		return nil
 	})
@@ -152,6 +164,9 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
 	}
 	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, earlier: &earlier, reattach: reattach}
+	if err := d.setupCache(); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
+	}
 	return d.run(ctx)
 }
 
@@ -237,6 +252,7 @@ type doneSet struct {
 	bits    []uint64
 	results []any
 	n       int
+	cached  int // how many of them reused an earlier run's result
 }
 
 func (s *doneSet) add(i int, v any) {
@@ -277,6 +293,12 @@ type driver struct {
 	notStartedFrom int
 	// reattach: the backend picks up the remote work of the run whose driver died
 	reattach bool
+	// keyer computes the tasks' cache keys when the run records them (row.Cache set); reuse:
+	// the run looks them up and reuses earlier results.
+	keyer *CacheKeyer
+	reuse bool
+	// cacheErr is the first failed cache lookup: its tasks ran instead.
+	cacheErr error
 }
 
 // errCatalog marks a failure to write the catalog.
@@ -331,6 +353,7 @@ func (d *driver) execute(ctx context.Context, cancel context.CancelCauseFunc) (r
 		copy(rec.results, d.earlier.results)
 		rec.earlierDone = d.earlier.n
 		rec.total = d.earlier.n
+		rec.cached = d.earlier.cached
 	}
 	rec.start()
 
@@ -375,6 +398,8 @@ func (d *driver) decide(parent, ctx context.Context, rec *recorder, backendErr, 
 		NumTasks:   numTasks,
 		NumFailed:  rec.failed,
 		NumDone:    rec.earlierDone + rec.finished - rec.failed - rec.canceled,
+		NumCached:  rec.cached,
+		Caching:    d.reuse,
 		MapResults: rec.results,
 	}}
 	switch {
@@ -400,6 +425,9 @@ func (d *driver) decide(parent, ctx context.Context, rec *recorder, backendErr, 
 	}
 	if line := d.notStartedLine(); line != "" {
 		o.errs = append(o.errs, line)
+	}
+	if d.cacheErr != nil {
+		o.errs = append(o.errs, fmt.Sprintf("the cache could not be read, so tasks ran instead: %v", d.cacheErr))
 	}
 	if rec.failed > 0 {
 		msg := fmt.Sprintf("%d of %d tasks failed", rec.failed, rec.total)
@@ -489,6 +517,9 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 			unplanned += len(items)
 			rec.plan(items)
 		} else {
+			if d.reuse {
+				chunk = d.useCache(ctx, chunk, items)
+			}
 			rec.plan(items)
 			for _, t := range chunk {
 				if !send(ctx, tasks, t, backendDone) {
@@ -499,7 +530,7 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 				}
 			}
 		}
-		clear(chunk)
+		clear(chunk[:cap(chunk)])
 		clear(items)
 		chunk, items = chunk[:0], items[:0]
 	}
@@ -520,7 +551,7 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 		params := append([]byte(nil), buf...)
 		t := Task{Index: index, Name: TaskName(fn, index), Params: set, ParamsJSON: params}
 		chunk = append(chunk, t)
-		items = append(items, item{kind: itemPlan, index: index, name: t.Name, params: params})
+		items = append(items, item{kind: itemPlan, index: index, name: t.Name, params: params, key: d.cacheKey(set)})
 		if len(chunk) == planChunk {
 			flush()
 			if !stopped && (ctx.Err() != nil || isClosed(backendDone)) {
@@ -556,16 +587,16 @@ func (d *driver) notStartedLine() string {
 		return ""
 	}
 	if n, ok := d.job.Params.Count(); ok && n > d.notStartedFrom {
-		return fmt.Sprintf("%s tasks not started (from %s-%d on; they have no rows)", thousands(n-d.notStartedFrom), d.job.Func.Name, d.notStartedFrom)
+		return fmt.Sprintf("%s tasks not started (from %s-%d on; they have no rows)", Thousands(n-d.notStartedFrom), d.job.Func.Name, d.notStartedFrom)
 	}
 	return fmt.Sprintf("the tasks from %s-%d on were not started (they have no rows)", d.job.Func.Name, d.notStartedFrom)
 }
 
-// thousands writes n with commas between its groups of three digits: 999,985,792.
-func thousands(n int) string {
+// Thousands writes n with commas between its groups of three digits: 999,985,792.
+func Thousands(n int) string {
 	s := strconv.Itoa(n)
 	if n < 0 {
-		return "-" + thousands(-n)
+		return "-" + Thousands(-n)
 	}
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]

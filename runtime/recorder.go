@@ -45,6 +45,7 @@ const (
 	itemStarted                   // TaskStarted
 	itemRetrying                  // TaskRetrying
 	itemFinished                  // TaskFinished
+	itemCached                    // a task that reuses an earlier task's result (hit)
 )
 
 // item is one entry of the recorder's queue: a planned task or a backend's event.
@@ -53,7 +54,9 @@ type item struct {
 	index  int
 	name   string
 	params []byte
+	key    string // the cache key, when the run records them
 	res    *Result
+	hit    *catalog.CacheHit
 }
 
 // taskState is what the recorder knows of a task that has not finished.
@@ -61,6 +64,7 @@ type taskState struct {
 	index   int
 	name    string
 	params  []byte
+	key     string
 	status  Status
 	host    string
 	attempt int
@@ -92,7 +96,7 @@ func (b *batch) empty() bool { return len(b.tasks) == 0 && len(b.attempts) == 0 
 type recorder struct {
 	jobID    string
 	st       store
-	progress func(done, failed, total int)
+	progress func(Counts)
 	onError  func(error) // called once with the first write error
 
 	mu      sync.Mutex
@@ -116,6 +120,7 @@ type recorder struct {
 	failed       int
 	causes       map[string]int // the failed tasks' "Exception: message", up to maxCauses of them
 	canceled     int
+	cached       int // tasks that reused an earlier run's result
 	total        int // tasks planned or written so far, and earlier ones
 	lastProgress time.Time
 	lastSend     time.Time // when a batch last went to the writer
@@ -123,7 +128,7 @@ type recorder struct {
 	writeErr error // set by the writer goroutine; read after writerDone
 }
 
-func newRecorder(jobID string, st store, progress func(done, failed, total int), onError func(error)) *recorder {
+func newRecorder(jobID string, st store, progress func(Counts), onError func(error)) *recorder {
 	r := &recorder{
 		jobID:      jobID,
 		st:         st,
@@ -262,17 +267,28 @@ func (r *recorder) apply(it *item, now time.Time) {
 	switch it.kind {
 	case itemPlan:
 		st := r.newState()
-		st.index, st.name, st.params, st.status = it.index, it.name, it.params, Pending
+		st.index, st.name, st.params, st.key, st.status = it.index, it.name, it.params, it.key, Pending
 		r.live[it.index] = st
 		r.total++
 		r.markDirty(st, now)
+	case itemCached:
+		r.total++
+		r.finished++
+		r.cached++
+		at := now.UTC()
+		r.cur.tasks = append(r.cur.tasks, catalog.Task{
+			JobID: r.jobID, Index: it.index, Name: it.name, Params: it.params,
+			Status: string(Completed), Host: it.hit.Host, Start: at, End: at,
+			Result: it.hit.Result, CacheKey: it.key, CachedFrom: it.hit.From, RunTime: it.hit.RunTime,
+		})
+		r.setResult(it.index, DecodeJSON(it.hit.Result))
 	case itemUnplanned:
 		r.total++
 		r.finished++
 		r.canceled++
 		r.cur.tasks = append(r.cur.tasks, catalog.Task{
 			JobID: r.jobID, Index: it.index, Name: it.name, Params: it.params,
-			Status: string(Canceled), End: now.UTC(),
+			Status: string(Canceled), End: now.UTC(), CacheKey: it.key,
 		})
 	case itemStarted:
 		st := r.live[it.index]
@@ -403,7 +419,7 @@ func (r *recorder) row(st *taskState, res *Result) catalog.Task {
 		Status: string(res.Status), Host: res.Host, Attempt: res.Attempt,
 		Start: res.Start.UTC(), End: res.End.UTC(),
 		Exception: res.Exception, Message: res.Message, Traceback: res.Traceback,
-		ExitCode: res.ExitCode,
+		ExitCode: res.ExitCode, CacheKey: st.key,
 	}
 	if res.Status == Completed {
 		row.Result = res.ValueJSON
@@ -467,7 +483,7 @@ func (r *recorder) flushPending(now time.Time) {
 		d.st.flushed = true
 		row := catalog.Task{
 			JobID: r.jobID, Index: d.st.index, Name: d.st.name, Params: d.st.params,
-			Status: string(d.st.status), Host: d.st.host, Attempt: d.st.attempt,
+			Status: string(d.st.status), Host: d.st.host, Attempt: d.st.attempt, CacheKey: d.st.key,
 		}
 		if d.st.status == Running {
 			row.Start = d.st.start.UTC()
@@ -551,6 +567,7 @@ func (r *recorder) finish(now time.Time) {
 		row := catalog.Task{
 			JobID: r.jobID, Index: st.index, Name: st.name, Params: st.params,
 			Status: string(Canceled), Host: st.host, Attempt: st.attempt, End: now.UTC(),
+			CacheKey: st.key,
 		}
 		if st.status == Running {
 			row.Start = st.start.UTC()
@@ -576,5 +593,5 @@ func (r *recorder) maybeProgress(now time.Time, force bool) {
 		return
 	}
 	r.lastProgress = now
-	r.progress(r.earlierDone+r.finished, r.failed, r.total)
+	r.progress(Counts{Done: r.earlierDone + r.finished, Failed: r.failed, Cached: r.cached, Total: r.total})
 }

@@ -90,9 +90,9 @@ func TestRecorderWritesSlowTasksAsTheyGo(t *testing.T) {
 	var st fakeStore
 	var mu sync.Mutex
 	var last [3]int
-	rec := newRecorder("j", &st, func(done, failed, total int) {
+	rec := newRecorder("j", &st, func(c Counts) {
 		mu.Lock()
-		last = [3]int{done, failed, total}
+		last = [3]int{c.Done, c.Failed, c.Total}
 		mu.Unlock()
 	}, nil)
 	rec.start()

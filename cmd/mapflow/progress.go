@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	rt "github.com/mapflow/mapflow/runtime"
 )
 
 // progress shows a running job's progress: a bar on a terminal, plain lines otherwise.
@@ -21,6 +24,7 @@ type progress struct {
 	last     time.Time
 	done     int
 	failed   int
+	cached   int
 	reported bool
 }
 
@@ -43,18 +47,19 @@ func (a *app) newProgress(name string) *progress {
 }
 
 // update is the runtime's progress callback.
-func (p *progress) update(done, failed, total int) {
+func (p *progress) update(c rt.Counts) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done, p.failed = done, failed
+	done, failed, total := c.Done, c.Failed, c.Total
+	p.done, p.failed, p.cached = done, failed, c.Cached
 	if p.bar != nil {
 		if total > 0 && total != p.total {
 			p.bar.ChangeMax(total)
 		}
 		p.total = total
 		p.bar.Set(done)
-		if failed > 0 {
-			p.bar.Describe(fmt.Sprintf("%s (%d failed)", p.name, failed))
+		if d := p.describe(); d != "" {
+			p.bar.Describe(fmt.Sprintf("%s (%s)", p.name, d))
 		}
 		return
 	}
@@ -63,8 +68,24 @@ func (p *progress) update(done, failed, total int) {
 	if time.Since(p.last) >= 2*time.Second {
 		p.last = time.Now()
 		p.reported = true
-		fmt.Fprintf(p.w, "%s: %d/%s tasks done, %d failed\n", p.name, done, totalString(total), failed)
+		line := fmt.Sprintf("%s: %d/%s tasks done, %d failed", p.name, done, totalString(total), failed)
+		if p.cached > 0 {
+			line += fmt.Sprintf(", %d cached", p.cached)
+		}
+		fmt.Fprintln(p.w, line)
 	}
+}
+
+// describe is the bar's note: how many tasks failed and how many were cached, or "".
+func (p *progress) describe() string {
+	var parts []string
+	if p.failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed", p.failed))
+	}
+	if p.cached > 0 {
+		parts = append(parts, fmt.Sprintf("%d cached", p.cached))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func totalString(total int) string {

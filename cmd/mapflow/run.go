@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
@@ -24,6 +25,7 @@ func (a *app) runCommand() *cobra.Command {
 	var envName string
 	var detach bool
 	var jobID string
+	var useCache, noCache bool
 	cmd := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Run a job file: prints the map results and the combined result",
@@ -41,12 +43,21 @@ func (a *app) runCommand() *cobra.Command {
 				}
 				return &exitError{code: exitBadInput, err: err}
 			}
+			if useCache && noCache {
+				return &exitError{code: exitBadInput, err: errors.New("--cache and --no-cache: choose one")}
+			}
+			flag := rt.CacheFromFile
+			if useCache {
+				flag = rt.CacheOn
+			} else if noCache {
+				flag = rt.CacheOff
+			}
 			backend, err := rt.NewBackend(env)
 			if err != nil {
 				return err
 			}
 			if detach {
-				return a.detach(cmd.Context(), job, args[0], envName)
+				return a.detach(cmd.Context(), job, args[0], envName, cmd.Flags())
 			}
 			cat, err := a.openCatalog()
 			if err != nil {
@@ -57,7 +68,7 @@ func (a *app) runCommand() *cobra.Command {
 				return err
 			}
 			p := a.newProgress(job.Name)
-			report, err := rt.Run(cmd.Context(), cat, backend, job, env, rt.Options{Progress: p.update, JobID: jobID, CombineOutput: a.stderr})
+			report, err := rt.Run(cmd.Context(), cat, backend, job, env, rt.Options{Progress: p.update, JobID: jobID, CombineOutput: a.stderr, Cache: flag})
 			p.finish()
 			return a.finishRun(report, err)
 		},
@@ -67,6 +78,8 @@ func (a *app) runCommand() *cobra.Command {
 	// --job-id is how a detached run learns the id its parent already printed.
 	cmd.Flags().StringVar(&jobID, "job-id", "", "the id to give the new job")
 	_ = cmd.Flags().MarkHidden("job-id")
+	cmd.Flags().BoolVar(&useCache, "cache", false, "reuse the Completed tasks of earlier runs, as the cache statement does")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "run every task, whatever the cache statement says")
 	return cmd
 }
 
@@ -102,8 +115,12 @@ func (a *app) finishRun(report *rt.Report, err error) error {
 	if err != nil && report.NumDone == 0 && report.NumFailed == 0 && report.Status != rt.Canceled {
 		return err // nothing ran (a backend that could not start, say): the error says it all
 	}
+	cached := -1
+	if report.Caching {
+		cached = report.NumCached
+	}
 	a.printOutcome(report.JobID, report.Name, report.Status, report.NumTasks, report.NumDone,
-		report.NumFailed, report.MapResults, report.Combined, report.CombineErr)
+		report.NumFailed, cached, report.MapResults, report.Combined, report.CombineErr)
 	if err != nil {
 		return err
 	}
@@ -120,8 +137,9 @@ func (a *app) finishRun(report *rt.Report, err error) error {
 	}
 }
 
-// printOutcome prints the map results and combined result on stdout and a summary on stderr.
-func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone, numFailed int,
+// printOutcome prints the map results and combined result on stdout and a summary on stderr;
+// cached is how many tasks reused an earlier run's result, or -1 when caching was off.
+func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone, numFailed, cached int,
 	results []any, combined any, combineErr error) {
 	fmt.Fprintf(a.stdout, "map results: %s\n", formatResults(results))
 	switch {
@@ -136,6 +154,7 @@ func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone,
 	switch status {
 	case rt.Completed:
 		fmt.Fprintf(a.stderr, "job %s: %d tasks completed\n", id, numTasks)
+		a.printCached(name, cached, numDone+numFailed-cached)
 	case rt.Canceled:
 		fmt.Fprintf(a.stderr, "job %s: canceled; finished tasks are kept (see: mapflow metrics %s)\n", id, name)
 	case rt.Running:
@@ -148,12 +167,25 @@ func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone,
 		}
 		fmt.Fprintf(a.stderr, "job %s: %d of %d tasks failed (see: mapflow metrics %s)\n",
 			id, numFailed, numTasks, name)
+		a.printCached(name, cached, numDone+numFailed-cached)
 	}
+}
+
+// printCached says how many tasks were reused and how many ran, when caching was on.
+func (a *app) printCached(name string, cached, ran int) {
+	if cached < 0 {
+		return
+	}
+	line := fmt.Sprintf("%s cached, %s run", rt.Thousands(cached), rt.Thousands(ran))
+	if ran > 0 {
+		line += fmt.Sprintf(" (why a task ran: mapflow explain %s TASK)", name)
+	}
+	fmt.Fprintln(a.stderr, line)
 }
 
 // detach starts `mapflow run` as a background process of its own session and prints the id of
 // the job it creates. Its output goes to a log file beside the catalog.
-func (a *app) detach(ctx context.Context, job *lang.Job, path, envName string) error {
+func (a *app) detach(ctx context.Context, job *lang.Job, path, envName string, flags *pflag.FlagSet) error {
 	catPath, err := a.resolveCatalogPath()
 	if err != nil {
 		return err
@@ -180,6 +212,11 @@ func (a *app) detach(ctx context.Context, job *lang.Job, path, envName string) e
 	args := []string{"run", path, "--catalog", catPath, "--job-id", id}
 	if envName != "" {
 		args = append(args, "--env", envName)
+	}
+	for _, f := range []string{"cache", "no-cache"} {
+		if on, _ := flags.GetBool(f); on {
+			args = append(args, "--"+f)
+		}
 	}
 	child := exec.Command(self, args...)
 	child.Stdout, child.Stderr = logFile, logFile
@@ -386,8 +423,14 @@ func (a *app) waitCommand() *cobra.Command {
 // printStored prints a finished job's outcome from the catalog, as run printed it.
 func (a *app) printStored(ctx context.Context, cat *catalog.Catalog, row *catalog.Job) error {
 	results := make([]any, row.NumTasks)
-	failed, done := 0, 0
+	failed, done, cached := 0, 0, -1
+	if row.Cache == catalog.CacheReuse {
+		cached = 0
+	}
 	err := cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
+		if t.CachedFrom != "" && cached >= 0 {
+			cached++
+		}
 		if t.Index < len(results) && t.Status == string(rt.Completed) {
 			results[t.Index] = decodeJSON(t.Result)
 			done++
@@ -405,7 +448,7 @@ func (a *app) printStored(ctx context.Context, cat *catalog.Catalog, row *catalo
 		combineErr = errors.New(row.Error)
 	}
 	status := rt.Status(row.Status)
-	a.printOutcome(row.ID, row.Name, status, row.NumTasks, done, failed, results, decodeJSON(row.Result), combineErr)
+	a.printOutcome(row.ID, row.Name, status, row.NumTasks, done, failed, cached, results, decodeJSON(row.Result), combineErr)
 	switch {
 	case status == rt.Canceled:
 		return &exitError{code: exitCanceled}

@@ -582,8 +582,8 @@ func (s *suite) cancel(t *testing.T) {
 	defer cancel()
 	var once sync.Once
 	start := time.Now()
-	rep := s.run(t, j, ctx, rt.Options{Progress: func(done, failed, total int) {
-		if done >= 2 {
+	rep := s.run(t, j, ctx, rt.Options{Progress: func(c rt.Counts) {
+		if c.Done >= 2 {
 			once.Do(cancel)
 		}
 	}})
@@ -600,8 +600,8 @@ func (s *suite) cancelRequest(t *testing.T) {
 	j := s.slowJob(t, "cancelreq", n, "0.4")
 	var once sync.Once
 	var id string
-	rep := s.run(t, j, context.Background(), rt.Options{Progress: func(done, failed, total int) {
-		if done >= 1 {
+	rep := s.run(t, j, context.Background(), rt.Options{Progress: func(c rt.Counts) {
+		if c.Done >= 1 {
 			once.Do(func() {
 				jobs, err := j.cat.Jobs(context.Background(), 1)
 				if err != nil || len(jobs) == 0 {
@@ -718,8 +718,8 @@ func (s *suite) lostWorker(t *testing.T) {
 	var once sync.Once
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
-	rep, err := rt.Run(ctx, j.cat, b, j.job, j.env, rt.Options{Progress: func(done, failed, total int) {
-		if done >= 1 {
+	rep, err := rt.Run(ctx, j.cat, b, j.job, j.env, rt.Options{Progress: func(c rt.Counts) {
+		if c.Done >= 1 {
 			once.Do(func() { go s.opts.LoseWorker(t, b) })
 		}
 	}})

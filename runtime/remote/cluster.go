@@ -77,6 +77,12 @@ func Run(ctx context.Context, c Cluster, job *lang.Job, envName string, tasks <-
 	if id == "" {
 		id = rt.NewJobID(job.Name, time.Now())
 	}
+	// No worker starts before there is a task: a run whose every task was reused from the
+	// cache starts none.
+	tasks, ok := waitFirst(ctx, tasks)
+	if !ok {
+		return ctx.Err()
+	}
 	// A run of its own under the job's id: a resumed job stages afresh.
 	l, err := c.Launch(ctx, job, id, id+"/run-"+time.Now().UTC().Format("20060102-150405.000"))
 	if err != nil {
@@ -103,6 +109,33 @@ func Run(ctx context.Context, c Cluster, job *lang.Job, envName string, tasks <-
 		return end(ctx, c, l, saved, err)
 	}
 	return l.Finish(ctx)
+}
+
+// waitFirst waits for the first task on tasks and returns a channel that gives it and then the
+// rest; ok is false when tasks closed without one or ctx ended first.
+func waitFirst(ctx context.Context, tasks <-chan rt.Task) (<-chan rt.Task, bool) {
+	var first rt.Task
+	select {
+	case t, ok := <-tasks:
+		if !ok {
+			return nil, false
+		}
+		first = t
+	case <-ctx.Done():
+		return nil, false
+	}
+	out := make(chan rt.Task)
+	go func() {
+		defer close(out)
+		for ok := true; ok; first, ok = <-tasks {
+			select {
+			case out <- first:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, true
 }
 
 // end ends a run that failed or was canceled with err, unless the driver detached from it.
