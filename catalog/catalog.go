@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -553,15 +554,27 @@ func requireRow(res sql.Result) error {
 	return nil
 }
 
-// FindJob returns the job with id ref, or else the latest job named ref; ErrJobNotFound if none.
+// FindJob returns the job with id ref, or else the latest job named ref, or for NAME~N the
+// run of NAME N before its latest; ErrJobNotFound if none.
 func (c *Catalog) FindJob(ctx context.Context, ref string) (*Job, error) {
 	j, err := c.scanJob(c.r.QueryRowContext(ctx,
 		`SELECT `+jobColumns+` FROM jobs WHERE job_id = ?`, ref))
-	if errors.Is(err, sql.ErrNoRows) {
-		j, err = c.scanJob(c.r.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs
-			WHERE name = ? ORDER BY submitted_at DESC, rowid DESC LIMIT 1`, ref))
+	name, back := ref, int64(0)
+	if i := strings.LastIndexByte(ref, '~'); i > 0 {
+		if n, perr := strconv.ParseInt(ref[i+1:], 10, 64); perr == nil && n >= 0 && ref[i+1] != '+' {
+			name, back = ref[:i], n
+		}
 	}
 	if errors.Is(err, sql.ErrNoRows) {
+		j, err = c.scanJob(c.r.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs
+			WHERE name = ? ORDER BY submitted_at DESC, rowid DESC LIMIT 1 OFFSET ?`, name, back))
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		if back > 0 {
+			var runs int
+			_ = c.r.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE name = ?`, name).Scan(&runs)
+			return nil, fmt.Errorf("%w: %q asks for the run %d before the latest of job %s, which has %d runs", ErrJobNotFound, ref, back, name, runs)
+		}
 		return nil, fmt.Errorf("%w: no job has the id or name %q", ErrJobNotFound, ref)
 	}
 	if err != nil {

@@ -506,18 +506,58 @@ func (c *Catalog) PutLogs(ctx context.Context, logs []Log) error {
 // runs while the query is open, and an error from fn stops it and is returned as it is.
 func (c *Catalog) Tasks(ctx context.Context, jobID string, fn func(*Task) error) error {
 	return c.eachTask(ctx, "tasks", `SELECT `+taskColumns+` FROM tasks
-		WHERE job_id = ? ORDER BY task_index`, jobID, fn)
+		WHERE job_id = ? ORDER BY task_index`, []any{jobID}, fn)
 }
 
 // Attempts calls fn for each earlier (failed) attempt of the job's tasks, in task_index then
 // attempt order, streamed as Tasks does.
 func (c *Catalog) Attempts(ctx context.Context, jobID string, fn func(*Task) error) error {
 	return c.eachTask(ctx, "task attempts", `SELECT `+taskColumns+` FROM task_attempts
-		WHERE job_id = ? ORDER BY task_index, attempt`, jobID, fn)
+		WHERE job_id = ? ORDER BY task_index, attempt`, []any{jobID}, fn)
 }
 
-func (c *Catalog) eachTask(ctx context.Context, what, query, jobID string, fn func(*Task) error) error {
-	rows, err := c.r.QueryContext(ctx, query, jobID)
+// Task returns one task's row; ErrTaskNotFound when there is none.
+func (c *Catalog) Task(ctx context.Context, jobID string, index int) (*Task, error) {
+	var found *Task
+	err := c.SelectTasks(ctx, "job_id = ? AND task_index = ?", "", 1, []any{jobID, int64(index)}, func(t *Task) error {
+		found = t
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: job %s has no task %d", ErrTaskNotFound, jobID, index)
+	}
+	return found, nil
+}
+
+// ErrTaskNotFound is returned for a task that has no row.
+var ErrTaskNotFound = errors.New("task not found")
+
+// SelectTasks calls fn for each row of the tasks table that matches where (an SQL condition
+// over its columns, with args), in the order of order (SQL; "" for task_index within each
+// job), at most limit rows when limit > 0. The rows are streamed, as Tasks does. where and
+// order are the caller's own SQL, never a user's text.
+func (c *Catalog) SelectTasks(ctx context.Context, where, order string, limit int, args []any, fn func(*Task) error) error {
+	if order == "" {
+		order = "job_id, task_index"
+	}
+	q := `SELECT ` + taskColumns + ` FROM tasks WHERE ` + where + ` ORDER BY ` + order
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	return c.eachTask(ctx, "tasks", q, args, fn)
+}
+
+func (c *Catalog) eachTask(ctx context.Context, what, query string, args []any, fn func(*Task) error) error {
+	jobID := "*"
+	if len(args) > 0 {
+		if s, ok := args[0].(string); ok {
+			jobID = s
+		}
+	}
+	rows, err := c.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("read %s of job %s: %w", what, jobID, err)
 	}

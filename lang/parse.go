@@ -232,43 +232,80 @@ func (f *File) fillText(e *exprNode) {
 	}
 }
 
+// Token is a token of a job file as written.
+type Token struct {
+	Value string
+	Pos   Pos
+}
+
+// FuncSyntax is a parsed file's func statement as written, for comparing two versions of a job.
+type FuncSyntax struct {
+	Name   string
+	Params []string
+	Pos    Pos
+	Body   []Token // without comments and layout
+}
+
+// Func is the file's first func statement as written, or nil when it has none.
+func (f *File) Func() *FuncSyntax {
+	if f == nil || f.syntax == nil {
+		return nil
+	}
+	for _, st := range f.syntax.Stmts {
+		if fs := st.Func; fs != nil && fs.Name != nil && fs.Body != nil {
+			out := &FuncSyntax{Name: fs.Name.Name, Pos: st.Pos, Body: fs.Body.tokens()}
+			for _, p := range fs.Params {
+				out.Params = append(out.Params, p.Name)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 // canon is the expression's tokens one space apart, without its comments and layout.
 func (e *exprNode) canon() string {
-	if e == nil {
-		return ""
-	}
 	var b strings.Builder
-	tok := func(v string) {
-		if b.Len() > 0 {
+	for i, t := range e.tokens() {
+		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(v)
+		b.WriteString(t.Value)
 	}
+	return b.String()
+}
+
+// tokens are the expression's tokens in order.
+func (e *exprNode) tokens() []Token {
+	if e == nil {
+		return nil
+	}
+	var toks []Token
 	var group func(g *exprGroup)
 	group = func(g *exprGroup) {
-		tok(g.Open)
+		toks = append(toks, Token{g.Open, g.Pos})
 		for _, it := range g.Inner {
 			switch {
 			case it.Group != nil:
 				group(it.Group)
 			case it.Tok != nil:
-				tok(it.Tok.Value)
+				toks = append(toks, Token{it.Tok.Value, it.Tok.Pos})
 			case it.Comma != nil:
-				tok(it.Comma.Value)
+				toks = append(toks, Token{it.Comma.Value, it.Comma.Pos})
 			}
 		}
 		if g.Close != nil {
-			tok(g.Close.Value)
+			toks = append(toks, Token{g.Close.Value, g.Close.Pos})
 		}
 	}
 	for _, p := range e.Parts {
 		if p.Group != nil {
 			group(p.Group)
 		} else if p.Tok != nil {
-			tok(p.Tok.Value)
+			toks = append(toks, Token{p.Tok.Value, p.Tok.Pos})
 		}
 	}
-	return b.String()
+	return toks
 }
 
 func (p *exprPart) end() int {

@@ -33,13 +33,13 @@ type CacheKeyer struct {
 	job    []byte // the job part's hash
 	params []string
 	// Parts name each part of the job part with its own hash, for explaining a miss:
-	// "func", "ship:PATH".
+	// "func", "ship:PATH"; and "format", the layout's version.
 	Parts map[string]string
 }
 
 // NewCacheKeyer hashes the job part of job's cache keys; it reads every shipped file.
 func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
-	k := &CacheKeyer{params: slices.Clone(job.Func.Params), Parts: map[string]string{}}
+	k := &CacheKeyer{params: slices.Clone(job.Func.Params), Parts: map[string]string{"format": cacheFormat}}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00", cacheFormat)
 	fn := sha256.Sum256(fmt.Appendf(nil, "%q\x00%s", job.Func.Params, job.Func.Canon))

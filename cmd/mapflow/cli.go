@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -139,6 +140,8 @@ in an SQLite catalog that "mapflow sql" queries.`,
 		a.errorCommand(),
 		a.resumeCommand(),
 		a.reportCommand(),
+		a.explainCommand(),
+		a.diffCommand(),
 		a.workerCommand(),
 		a.yarnAMCommand(),
 		a.versionCommand(),
@@ -210,16 +213,29 @@ func (a *app) findJob(ctx context.Context, ref string) (*catalog.Catalog, *catal
 	if err != nil {
 		return nil, nil, err
 	}
-	j, err := cat.FindJob(ctx, ref)
+	j, err := findIn(ctx, cat, ref)
 	if err != nil {
 		cat.Close()
-		if errors.Is(err, catalog.ErrJobNotFound) {
-			return nil, nil, &exitError{code: exitBadInput,
-				err: fmt.Errorf("no job with id or name %q in the catalog (list them with: mapflow jobs)", ref)}
-		}
 		return nil, nil, err
 	}
 	return cat, j, nil
+}
+
+// findIn finds JOB in an open catalog.
+func findIn(ctx context.Context, cat *catalog.Catalog, ref string) (*catalog.Job, error) {
+	j, err := cat.FindJob(ctx, ref)
+	if err != nil {
+		if errors.Is(err, catalog.ErrJobNotFound) {
+			if strings.Contains(err.Error(), "asks for the run") {
+				return nil, &exitError{code: exitBadInput,
+					err: fmt.Errorf("%s (list them with: mapflow jobs)", strings.TrimPrefix(err.Error(), catalog.ErrJobNotFound.Error()+": "))}
+			}
+			return nil, &exitError{code: exitBadInput,
+				err: fmt.Errorf("no job with id or name %q in the catalog (list them with: mapflow jobs)", ref)}
+		}
+		return nil, err
+	}
+	return j, nil
 }
 
 // withJob makes the RunE of a command whose first argument is a JOB (an id, or a name for its
