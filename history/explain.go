@@ -90,7 +90,7 @@ func (e *explainer) explain() error {
 		return err
 	}
 	if near == nil {
-		e.say("  no earlier task with these params (%s), and no earlier task named %s.", t.Params, taskName(t))
+		e.say("  no earlier task with these params (%s), and no earlier run of job %s has a task named %s.", t.Params, j.Name, taskName(t))
 		return nil
 	}
 	nearJob, err := e.cat.FindJob(e.ctx, near.JobID)
@@ -114,22 +114,31 @@ func (e *explainer) explain() error {
 	return nil
 }
 
-// nearest finds the latest task, in a job submitted before this one, with the same params;
-// else with the same name, in a job of the same name first.
+// nearest finds the latest task, in a job submitted before this one, with the same params or
+// else the same name: in a run of a job of the same name first, then in any other job.
 func (e *explainer) nearest() (*catalog.Task, string, error) {
-	const earlier = ` AND job_id <> ?2 AND job_id IN (SELECT job_id FROM jobs WHERE submitted_at <= ?3)`
+	const earlier = ` AND job_id <> ?2 AND job_id IN (SELECT job_id FROM jobs WHERE submitted_at <= ?3 AND (name = ?4) = ?5)`
 	const latest = `(SELECT submitted_at FROM jobs WHERE jobs.job_id = tasks.job_id) DESC, task_index`
-	submitted := timeText(e.job.SubmittedAt)
-	var found []*catalog.Task
-	err := e.cat.SelectTasks(e.ctx, "params = ?1"+earlier, latest, 1,
-		[]any{string(e.task.Params), e.job.ID, submitted}, collect(&found))
-	if err != nil || len(found) > 0 {
-		return first(found), "same params", err
+	for _, c := range []struct {
+		where    string
+		arg      string
+		sameName bool
+		how      string
+	}{
+		{"params = ?1", string(e.task.Params), true, "same params"},
+		{"task_name = ?1", e.task.Name, true, "same name, other params"},
+		{"params = ?1", string(e.task.Params), false, "same params, another job"},
+	} {
+		var found []*catalog.Task
+		args := []any{c.arg, e.job.ID, timeText(e.job.SubmittedAt), e.job.Name, c.sameName}
+		if err := e.cat.SelectTasks(e.ctx, c.where+earlier, latest, 1, args, collect(&found)); err != nil {
+			return nil, "", err
+		}
+		if len(found) > 0 {
+			return found[0], c.how, nil
+		}
 	}
-	err = e.cat.SelectTasks(e.ctx, "task_name = ?1"+earlier,
-		`(SELECT name FROM jobs WHERE jobs.job_id = tasks.job_id) = ?4 DESC, `+latest, 1,
-		[]any{e.task.Name, e.job.ID, submitted, e.job.Name}, collect(&found))
-	return first(found), "same name, other params", err
+	return nil, "", nil
 }
 
 // compare names what differs, in the parts of the cache key, between the task and near.
@@ -138,6 +147,9 @@ func (e *explainer) compare(nearJob *catalog.Job, near *catalog.Task) []string {
 	now, was := parts(e.job.CacheParts), parts(nearJob.CacheParts)
 	if f, ok := was["format"]; ok && f != now["format"] {
 		causes = append(causes, fmt.Sprintf("the cache key's format changed (%s → %s: another mapflow version)", f, now["format"]))
+	}
+	if len(was) > 0 && was["salt"] != now["salt"] {
+		causes = append(causes, fmt.Sprintf("MAPFLOW_CACHE_SALT changed (%s → %s)", orUnset(was["salt"]), orUnset(now["salt"])))
 	}
 	newFn, oldFn := funcOf(e.job), funcOf(nearJob)
 	if was["func"] != now["func"] || len(was) == 0 {
@@ -313,6 +325,13 @@ func tokensText(toks []lang.Token) string {
 		s = strings.ToValidUTF8(s[:200], "") + "…"
 	}
 	return s
+}
+
+func orUnset(s string) string {
+	if s == "" {
+		return "unset"
+	}
+	return strconv.Quote(s)
 }
 
 func short(sum string) string {

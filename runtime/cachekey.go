@@ -18,17 +18,16 @@ import (
 const cacheFormat = "mapflow-cache-1"
 
 // CacheKeyer computes the cache keys of a job's tasks: a hash of everything that decides a
-// task's result. Its job part is hashed once: the format version, the function's parameters
+// task's result. Its job part is hashed once: the format version; the function's parameters
 // and body as written, without comments and layout (lang.Func.Canon: an expression's text;
-// exec's program and argument template; python's or serve's call), and the path and content
-// of every shipped file (the Python module of
-// python(...) is shipped, so its content counts). Each task adds its parameter set: the
-// function's parameters only (keys it does not take cannot change its result), each as the
-// catalog writes it, JSON with sorted keys: so 1 and 1.0 are one value, as JSON has one number
-// (a function that asks a value's type, type(x), can tell them apart: caching such a function
-// treats them as one). Not
-// in the key: the job's name, env, retries, timeout and combiner, and a program outside the
-// shipped files but by its path.
+// exec's program and argument template; python's or serve's call); the path and content of
+// every shipped file (python(...)'s module is shipped, so its content counts); and
+// $MAPFLOW_CACHE_SALT when set. Each task adds its parameter set: the function's parameters
+// only (keys it does not take cannot change its result), each as the catalog writes it, JSON
+// with sorted keys, so 1 and 1.0 are one value, as JSON has one number (a function that asks
+// a value's type, type(x), can tell them apart: caching such a function treats them as one).
+// Not in the key: the job's name, env, retries, timeout and combiner, and a program outside
+// the shipped files but by its path.
 type CacheKeyer struct {
 	job    []byte // the job part's hash
 	params []string
@@ -36,6 +35,11 @@ type CacheKeyer struct {
 	// "func", "ship:PATH"; and "format", the layout's version.
 	Parts map[string]string
 }
+
+// CacheSaltEnv names the environment variable whose value, when set, enters every cache key of
+// a run: a new value each run opts its tasks out of reuse, and a value such as a data version
+// makes reuse depend on it.
+const CacheSaltEnv = "MAPFLOW_CACHE_SALT"
 
 // NewCacheKeyer hashes the job part of job's cache keys; it reads every shipped file.
 func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
@@ -56,6 +60,10 @@ func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
 		}
 		k.Parts["ship:"+f.Name] = sum
 		fmt.Fprintf(h, "ship\x00%s\x00%s\x00", f.Name, sum)
+	}
+	if salt := os.Getenv(CacheSaltEnv); salt != "" {
+		k.Parts["salt"] = salt
+		fmt.Fprintf(h, "salt\x00%s\x00", salt)
 	}
 	k.job = h.Sum(nil)
 	return k, nil
