@@ -59,7 +59,18 @@ import (
 //	exit_code            INTEGER  an exec function's exit status
 //	cache_key            TEXT     the task's cache key, 64 hex digits; NULL when caching was off
 //	cached_from          TEXT     'JOB_ID/TASK_INDEX' of the earlier task whose result a cached
-//	                              task reused (attempt 0, run_time the source's); NULL otherwise
+//	                              task reused; NULL otherwise. A cached task did not run in its
+//	                              job: attempt 0, no host, start_time or end_time, and run_time
+//	                              its source's
+//
+// cache_index: for each cache key, a task that computed it (Completed, not cached), in the
+// runs that recorded keys. A run's keys are added when a later run of the same job part first
+// looks one up that the run before it does not hold at the same task index; cache_indexed
+// lists the finished runs whose keys are all in.
+//
+//	cache_key   TEXT     the key (tasks.cache_key)
+//	job_id      TEXT     the task's job
+//	task_index  INTEGER  the task
 //
 // task_attempts: the earlier, failed attempts of retried tasks, with the columns of tasks and
 // the key (job_id, task_index, attempt). The last attempt is the tasks row.
@@ -151,8 +162,10 @@ CREATE TABLE logs (
 	PRIMARY KEY (job_id, task_index, attempt, stream)
 ) WITHOUT ROWID;
 `,
-	// 2: the cache across runs. The index holds only Completed tasks with a key: a run without
-	// caching adds nothing to it.
+	// 2: the cache across runs. cache_index is written a whole run at a time, in key order, when
+	// a later run first needs it (an index on tasks.cache_key, kept up as rows are written in
+	// task order, made a million-task run several times slower); a run without caching adds
+	// nothing to it.
 	`
 ALTER TABLE jobs ADD COLUMN cache TEXT;
 ALTER TABLE jobs ADD COLUMN cache_parts TEXT;
@@ -160,8 +173,14 @@ ALTER TABLE tasks ADD COLUMN cache_key TEXT;
 ALTER TABLE tasks ADD COLUMN cached_from TEXT;
 ALTER TABLE task_attempts ADD COLUMN cache_key TEXT;
 ALTER TABLE task_attempts ADD COLUMN cached_from TEXT;
-CREATE INDEX tasks_cache_key ON tasks (cache_key)
-	WHERE cache_key IS NOT NULL AND status = 'Completed';
+CREATE TABLE cache_index (
+	cache_key  TEXT PRIMARY KEY NOT NULL,
+	job_id     TEXT NOT NULL,
+	task_index INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE cache_indexed (
+	job_id TEXT PRIMARY KEY NOT NULL
+) WITHOUT ROWID;
 `,
 }
 

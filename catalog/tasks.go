@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,6 +224,7 @@ func (ch *chunk) fill(rows []Task) {
 		ch.lits[col] = ""
 		first := vals[col]
 		lit, ok := sqlLiteral(first)
+		ok = ok && (first == nil || sharedColumns[col])
 		for i := numTaskColumns + col; ok && i < len(vals); i += numTaskColumns {
 			ok = vals[i] == first
 		}
@@ -252,6 +254,13 @@ func (ch *chunk) fill(rows []Task) {
 	}
 	clear(vals) // drop the references to the rows
 }
+
+// sharedColumns are the columns whose value a chunk's rows often share (the job id, status,
+// host, attempt, exception, exit code): one is written as a literal when all rows hold the same
+// value. Any other column is a literal only when NULL in every row: a time that a chunk's rows
+// happen to share (cached tasks are recorded at one instant) would make each chunk's statement
+// text new, and preparing a 500-row statement costs more than binding its values.
+var sharedColumns = [numTaskColumns]bool{0: true, 4: true, 5: true, 6: true, 11: true, 14: true}
 
 // maxLiteral bounds the text written into a statement as a literal.
 const maxLiteral = 256
@@ -726,14 +735,12 @@ type CacheHit struct {
 	// From is "JOB_ID/TASK_INDEX" of the task that computed the result: a hit on a task that
 	// was itself cached names that task's source.
 	From    string
-	Host    string
 	RunTime float64 // seconds; the source's
 	Result  []byte  // JSON
 }
 
-// CacheHits looks up keys (cache keys) among the Completed tasks of jobs other than jobID, and
-// returns a hit for each key found: the latest such task's. It reads through the partial index
-// tasks_cache_key, one statement for all the keys.
+// CacheHits looks up keys (cache keys) in cache_index, among the Completed tasks of jobs other
+// than jobID, and returns a hit for each key found, in one statement for all the keys.
 func (c *Catalog) CacheHits(ctx context.Context, jobID string, keys []string) (map[string]CacheHit, error) {
 	if len(keys) == 0 {
 		return nil, nil
@@ -742,39 +749,203 @@ func (c *Catalog) CacheHits(ctx context.Context, jobID string, keys []string) (m
 	if err != nil {
 		return nil, err
 	}
-	rows, err := c.r.QueryContext(ctx, `SELECT cache_key, job_id, task_index, host, run_time,
-		result, cached_from, end_time FROM tasks
-		WHERE cache_key IN (SELECT value FROM json_each(?1)) AND status = 'Completed'
-			AND job_id <> ?2`, string(list), jobID)
+	rows, err := c.r.QueryContext(ctx, `SELECT c.cache_key, t.job_id, t.task_index,
+		t.run_time, t.result, t.cached_from FROM cache_index c
+		JOIN tasks t ON t.job_id = c.job_id AND t.task_index = c.task_index
+		WHERE c.cache_key IN (SELECT value FROM json_each(?1)) AND c.job_id <> ?2
+			AND t.status = 'Completed' AND t.cache_key = c.cache_key`, string(list), jobID)
 	if err != nil {
 		return nil, fmt.Errorf("look up cached tasks: %w", err)
 	}
 	defer rows.Close()
 	hits := make(map[string]CacheHit, len(keys))
-	latest := make(map[string]string, len(keys))
 	for rows.Next() {
 		var (
-			key, job        string
-			index           int64
-			host, from, end sql.NullString
-			runTime         sql.NullFloat64
-			result          []byte
+			key, job string
+			index    int64
+			from     sql.NullString
+			runTime  sql.NullFloat64
+			result   []byte
 		)
-		if err := rows.Scan(&key, &job, &index, &host, &runTime, &result, &from, &end); err != nil {
+		if err := rows.Scan(&key, &job, &index, &runTime, &result, &from); err != nil {
 			return nil, fmt.Errorf("look up cached tasks: %w", err)
 		}
-		if prev, ok := latest[key]; ok && prev >= end.String {
-			continue
-		}
-		latest[key] = end.String
-		h := CacheHit{From: from.String, Host: host.String, RunTime: runTime.Float64, Result: result}
-		if h.From == "" {
-			h.From = job + "/" + strconv.FormatInt(index, 10)
-		}
-		hits[key] = h
+		hits[key] = NewCacheHit(&Task{JobID: job, Index: int(index),
+			RunTime: runTime.Float64, Result: result, CachedFrom: from.String})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("look up cached tasks: %w", err)
 	}
 	return hits, nil
+}
+
+// NewCacheHit is the hit on t, a Completed task.
+func NewCacheHit(t *Task) CacheHit {
+	h := CacheHit{From: t.CachedFrom, RunTime: t.RunTime, Result: t.Result}
+	if h.RunTime == 0 && !t.Start.IsZero() && !t.End.IsZero() {
+		h.RunTime = t.End.Sub(t.Start).Seconds()
+	}
+	if h.From == "" {
+		h.From = t.JobID + "/" + strconv.Itoa(t.Index)
+	}
+	return h
+}
+
+// IndexCacheRuns adds to cache_index the keys of the runs, other than except, that recorded
+// keys with the given cache_parts and are not in it yet: each run's Completed tasks that
+// computed their result, in key order, in one transaction, the later runs' replacing the
+// earlier's. A run that has ended is then marked indexed; one still going is indexed again
+// next time.
+func (c *Catalog) IndexCacheRuns(ctx context.Context, parts []byte, except string) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT job_id, status FROM jobs
+			WHERE cache_parts = ? AND cache IS NOT NULL AND job_id <> ?
+				AND job_id NOT IN (SELECT job_id FROM cache_indexed)
+			ORDER BY submitted_at, rowid`, string(parts), except)
+		if err != nil {
+			return err
+		}
+		type run struct{ id, status string }
+		var runs []run
+		for rows.Next() {
+			var r run
+			if err := rows.Scan(&r.id, &r.status); err != nil {
+				rows.Close()
+				return err
+			}
+			runs = append(runs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range runs {
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO cache_index (cache_key, job_id, task_index)
+				SELECT cache_key, job_id, task_index FROM tasks
+				WHERE job_id = ? AND status = 'Completed' AND cache_key IS NOT NULL AND cached_from IS NULL
+				ORDER BY cache_key`, r.id); err != nil {
+				return err
+			}
+			switch r.status {
+			case StatusCompleted, StatusFailed, StatusCanceled:
+				if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO cache_indexed (job_id) VALUES (?)`, r.id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index the cache keys of earlier runs: %w", err)
+	}
+	return nil
+}
+
+// UnindexCacheRun marks the job's run as not (wholly) in cache_index: it is running again
+// (resume), and its new tasks are added when a later run needs them.
+func (c *Catalog) UnindexCacheRun(ctx context.Context, jobID string) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM cache_indexed WHERE job_id = ?`, jobID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mark job %s for indexing: %w", jobID, err)
+	}
+	return nil
+}
+
+// PeerTask is a Completed task with a cache key, as a later run of the same job part reads it.
+type PeerTask struct {
+	Index int
+	Key   string
+	Hit   CacheHit
+}
+
+// PeerTasks returns the Completed tasks with a cache key of the job, from task index from on in
+// task order, at most limit of them, and the index after the last task looked at (for the next
+// read; -1 when the job has no more tasks). It reads through the driver's own connection: a
+// fully cached rerun reads every task of the run before it.
+func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int) ([]PeerTask, int, error) {
+	var out []PeerTask
+	next, n := -1, 0
+	conn, err := c.r.Conn(ctx)
+	if err != nil {
+		return nil, -1, fmt.Errorf("read the tasks of job %s: %w", jobID, err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		q, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("sqlite driver connection %T cannot query", dc)
+		}
+		rows, err := q.QueryContext(ctx, `SELECT task_index, cache_key, run_time, result,
+			cached_from FROM tasks WHERE job_id = ?1 AND task_index >= ?2
+				AND status = 'Completed' AND cache_key IS NOT NULL
+			ORDER BY task_index LIMIT ?3`,
+			[]driver.NamedValue{{Ordinal: 1, Value: jobID}, {Ordinal: 2, Value: int64(from)}, {Ordinal: 3, Value: int64(limit)}})
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		vals := make([]driver.Value, 5)
+		prefix := jobID + "/"
+		for {
+			if err := rows.Next(vals); err == io.EOF {
+				break
+			} else if err != nil {
+				return err
+			}
+			n++
+			index, _ := vals[0].(int64)
+			next = int(index) + 1
+			t := PeerTask{Index: int(index), Key: text(vals[1])}
+			t.Hit.RunTime, _ = vals[2].(float64)
+			switch r := vals[3].(type) {
+			case string:
+				t.Hit.Result = []byte(r)
+			case []byte:
+				t.Hit.Result = append([]byte(nil), r...)
+			}
+			if t.Hit.From = text(vals[4]); t.Hit.From == "" {
+				t.Hit.From = prefix + strconv.FormatInt(index, 10)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, -1, fmt.Errorf("read the tasks of job %s: %w", jobID, err)
+	}
+	if n < limit {
+		next = -1
+	}
+	return out, next, nil
+}
+
+// text is a driver value as text: "" for NULL.
+func text(v driver.Value) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	return ""
+}
+
+// LastCacheRun is the id of the latest job other than except whose run recorded cache keys
+// with the given cache_parts (the same function, shipped files and salt), or "" when there is
+// none.
+func (c *Catalog) LastCacheRun(ctx context.Context, parts []byte, except string) (string, error) {
+	var id string
+	err := c.r.QueryRowContext(ctx, `SELECT job_id FROM jobs
+		WHERE cache_parts = ? AND cache IS NOT NULL AND job_id <> ?
+		ORDER BY submitted_at DESC, rowid DESC LIMIT 1`, string(parts), except).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find the last run with these cache parts: %w", err)
+	}
+	return id, nil
 }

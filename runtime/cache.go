@@ -68,32 +68,144 @@ func (d *driver) cacheKey(set map[string]any) string {
 }
 
 // useCache looks up the cache keys of a chunk of planned tasks, turns the items of those found
-// into cached ones, and returns the tasks that must run, in order. A failed lookup runs them
-// all and is remembered for the job's error.
+// into cached ones, and returns the tasks that must run, in order. Each task is first compared
+// with the task of the same index in the last run of the same job part (read in task order
+// alongside the planner: a rerun with points added at the end, or none, costs one sequential
+// read); the others are looked up in cache_index, one statement per chunk, once the earlier
+// runs of the same job part are in it. A run of a job part with no earlier run looks up
+// nothing. A failed lookup runs the tasks and is remembered for the job's error.
 func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Task {
-	keys := make([]string, 0, len(items))
+	var misses []string
+	found := 0
 	for i := range items {
-		if items[i].key != "" {
-			keys = append(keys, items[i].key)
+		it := &items[i]
+		if it.key == "" {
+			continue
 		}
+		if t := d.peer.at(ctx, d, it.index); t != nil && t.Key == it.key {
+			h := t.Hit
+			it.kind, it.hit = itemCached, &h
+			found++
+			continue
+		}
+		misses = append(misses, it.key)
 	}
-	hits, err := d.cat.CacheHits(ctx, d.row.ID, keys)
-	if err != nil {
-		if d.cacheErr == nil && ctx.Err() == nil {
+	if len(misses) > 0 && !d.peer.any {
+		misses = nil // no earlier run of this job part: nothing to find
+	}
+	if len(misses) > 0 && !d.indexed {
+		d.indexed = true
+		if err := d.cat.IndexCacheRuns(ctx, d.row.CacheParts, d.row.ID); err != nil && d.cacheErr == nil && ctx.Err() == nil {
 			d.cacheErr = err
 		}
-		return chunk
 	}
-	if len(hits) == 0 {
+	if len(misses) > 0 {
+		hits, err := d.cat.CacheHits(ctx, d.row.ID, misses)
+		if err != nil && d.cacheErr == nil && ctx.Err() == nil {
+			d.cacheErr = err
+		}
+		for i := range items {
+			if h, ok := hits[items[i].key]; ok && items[i].kind == itemPlan && items[i].key != "" {
+				items[i].kind, items[i].hit = itemCached, &h
+				found++
+			}
+		}
+	}
+	if found == 0 {
 		return chunk
 	}
 	run := chunk[:0]
 	for i := range items {
-		if h, ok := hits[items[i].key]; ok && items[i].key != "" {
-			items[i].kind, items[i].hit = itemCached, &h
-			continue
+		if items[i].kind != itemCached {
+			run = append(run, chunk[i])
 		}
-		run = append(run, chunk[i])
 	}
 	return run
+}
+
+// peerRun reads the Completed tasks of the last run of the same job part in task order, a
+// window of peerWindow tasks at a time, on a goroutine of its own, one window ahead of the
+// planner. Each read is short, so that no read transaction stays open while the run writes (it
+// would keep SQLite from checkpointing its log).
+type peerRun struct {
+	opened  bool
+	any     bool // there is a peer run
+	windows chan []catalog.PeerTask
+	quit    chan struct{}
+	done    chan struct{}
+	buf     []catalog.PeerTask
+	pos     int // the first task of buf not yet passed
+	ended   bool
+}
+
+// peerWindow is how many tasks of the peer run one read takes.
+const peerWindow = 4096
+
+// open finds the peer run and starts reading it.
+func (p *peerRun) open(ctx context.Context, d *driver) {
+	p.opened = true
+	id, err := d.cat.LastCacheRun(ctx, d.row.CacheParts, d.row.ID)
+	p.any = id != "" || err != nil
+	if id == "" {
+		p.ended = true
+		return
+	}
+	p.windows = make(chan []catalog.PeerTask, 1)
+	p.quit = make(chan struct{})
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		defer close(p.windows)
+		from := 0
+		for from >= 0 {
+			w, next, err := d.cat.PeerTasks(ctx, id, from, peerWindow)
+			if err != nil {
+				return // the tasks are looked up in cache_index instead
+			}
+			select {
+			case p.windows <- w:
+			case <-p.quit:
+				return
+			}
+			from = next
+		}
+	}()
+}
+
+// at is the peer run's Completed task of the given index, or nil; indexes must come in
+// increasing order.
+func (p *peerRun) at(ctx context.Context, d *driver, index int) *catalog.PeerTask {
+	if !p.opened {
+		p.open(ctx, d)
+	}
+	for {
+		for p.pos < len(p.buf) && p.buf[p.pos].Index < index {
+			p.pos++
+		}
+		if p.pos < len(p.buf) {
+			if t := &p.buf[p.pos]; t.Index == index {
+				return t
+			}
+			return nil
+		}
+		if p.ended {
+			return nil
+		}
+		w, ok := <-p.windows
+		if !ok {
+			p.ended = true
+			return nil
+		}
+		p.buf, p.pos = w, 0
+	}
+}
+
+// close stops the reading.
+func (p *peerRun) close() {
+	if p.quit != nil {
+		close(p.quit)
+		<-p.done
+		p.quit = nil
+	}
+	p.buf = nil
 }

@@ -167,6 +167,12 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	if err := d.setupCache(); err != nil {
 		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
 	}
+	if d.keyer != nil {
+		// Its tasks that run now are not in cache_index yet.
+		if err := cat.UnindexCacheRun(ctx, row.ID); err != nil {
+			return nil, fmt.Errorf("resume %s: %w", row.ID, err)
+		}
+	}
 	return d.run(ctx)
 }
 
@@ -297,6 +303,9 @@ type driver struct {
 	// the run looks them up and reuses earlier results.
 	keyer *CacheKeyer
 	reuse bool
+	peer  peerRun // the last run of the same job part, read alongside the planner
+	// indexed: the earlier runs of the same job part are in cache_index.
+	indexed bool
 	// cacheErr is the first failed cache lookup: its tasks ran instead.
 	cacheErr error
 }
@@ -534,6 +543,7 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 		clear(items)
 		chunk, items = chunk[:0], items[:0]
 	}
+	defer d.peer.close()
 	next := 0 // the index after the last set read
 	err := d.job.Params.EachContext(ctx, func(index int, set map[string]any) error {
 		next = index + 1

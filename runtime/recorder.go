@@ -275,11 +275,11 @@ func (r *recorder) apply(it *item, now time.Time) {
 		r.total++
 		r.finished++
 		r.cached++
-		at := now.UTC()
+		// It did not run in this job: no host, start or end; its run time is its source's.
 		r.cur.tasks = append(r.cur.tasks, catalog.Task{
 			JobID: r.jobID, Index: it.index, Name: it.name, Params: it.params,
-			Status: string(Completed), Host: it.hit.Host, Start: at, End: at,
-			Result: it.hit.Result, CacheKey: it.key, CachedFrom: it.hit.From, RunTime: it.hit.RunTime,
+			Status: string(Completed), Result: it.hit.Result, CacheKey: it.key,
+			CachedFrom: it.hit.From, RunTime: it.hit.RunTime,
 		})
 		r.setResult(it.index, DecodeJSON(it.hit.Result))
 	case itemUnplanned:

@@ -75,6 +75,7 @@ func Run(t *testing.T, newBackend func(t *testing.T, env *lang.Env) rt.Backend, 
 		{"ShellMetacharacters", s.shellMetacharacters},
 		{"ShippedFiles", s.shippedFiles},
 		{"Resume", s.resume},
+		{"Cache", s.cache},
 		{"LostWorker", s.lostWorker},
 		{"PoisonTask", s.poisonTask},
 		{"PythonSeed", s.pythonSeed},
@@ -654,6 +655,107 @@ params [{name: "data.txt"}, {name: "show.sh"}]
 		map[string]any{"file": "data.txt", "lines": 3},
 		map[string]any{"file": "show.sh", "lines": 1},
 	})
+}
+
+// countingBackend records the indexes of the tasks its backend receives.
+type countingBackend struct {
+	rt.Backend
+	mu   sync.Mutex
+	seen []int
+}
+
+func (c *countingBackend) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
+	in := make(chan rt.Task)
+	go func() {
+		defer close(in)
+		for t := range tasks {
+			c.mu.Lock()
+			c.seen = append(c.seen, t.Index)
+			c.mu.Unlock()
+			select {
+			case in <- t:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return c.Backend.Run(ctx, job, in, r)
+}
+
+func (s *suite) cache(t *testing.T) {
+	// Each run of a task is counted in a file of its own.
+	tmp := t.TempDir()
+	src := func(n int) string {
+		var sets []string
+		for i := range n {
+			sets = append(sets, fmt.Sprintf("{i: %d}", i))
+		}
+		return fmt.Sprintf(`
+func f(i) = exec("sh", "count.sh", i, %q)
+ship "count.sh"
+params [%s]
+combine sum(results)
+cache
+`, tmp, strings.Join(sets, ", "))
+	}
+	j := s.write(t, "cache", src(3), map[string]string{"count.sh": `echo x >> "$2/runs-$1"
+echo $(($1 * 10))
+`})
+	rerun := func(n int) (*rt.Report, []int) {
+		t.Helper()
+		text := "job cache\n\n" + s.opts.Env + "\n\n" + src(n)
+		if err := os.WriteFile(j.path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		job, err := lang.Load(j.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.job = job
+		b := &countingBackend{Backend: s.newBackend(t, j.env)}
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+		defer cancel()
+		rep, err := rt.Run(ctx, j.cat, b, j.job, j.env, rt.Options{})
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		slices.Sort(b.seen)
+		return rep, b.seen
+	}
+	rep, seen := rerun(3)
+	equal(t, "first map results", rep.MapResults, []any{0, 10, 20})
+	equal(t, "tasks the backend got on the first run", seen, []int{0, 1, 2})
+
+	// Two more sets: only they reach the backend.
+	rep, seen = rerun(5)
+	equal(t, "second map results", rep.MapResults, []any{0, 10, 20, 30, 40})
+	equal(t, "tasks the backend got on the second run", seen, []int{3, 4})
+	if rep.NumCached != 3 || rep.Status != rt.Completed {
+		t.Errorf("second run: %d cached, status %s; want 3, Completed", rep.NumCached, rep.Status)
+	}
+	for i, r := range rows(t, j.cat, rep.JobID) {
+		if cached := r.CachedFrom != ""; cached != (i < 3) || r.Status != "Completed" || r.CacheKey == "" {
+			t.Errorf("second run's row %d: status %s, cached_from %q, cache_key %q", i, r.Status, r.CachedFrom, r.CacheKey)
+		}
+	}
+
+	// Every task cached: none reaches the backend, and a remote one starts no worker (its
+	// state is saved once it has launched them).
+	rep, seen = rerun(5)
+	equal(t, "third map results", rep.MapResults, []any{0, 10, 20, 30, 40})
+	equal(t, "combined", rep.Combined, 100)
+	if len(seen) != 0 || rep.NumCached != 5 {
+		t.Errorf("third run: the backend got tasks %v, %d cached; want none, 5", seen, rep.NumCached)
+	}
+	if row := jobRow(t, j.cat, rep.JobID); row.BackendState != nil {
+		t.Errorf("a fully cached run saved a backend state (started workers): %s", row.BackendState)
+	}
+	for i := range 5 {
+		data, _ := os.ReadFile(filepath.Join(tmp, fmt.Sprintf("runs-%d", i)))
+		if got := strings.Count(string(data), "x"); got != 1 {
+			t.Errorf("task %d ran %d times, want 1", i, got)
+		}
+	}
 }
 
 func (s *suite) resume(t *testing.T) {
