@@ -863,10 +863,11 @@ type PeerTask struct {
 
 // PeerTasks returns the Completed tasks with a cache key of the job, from task index from on in
 // task order, at most limit of them, and the index after the last task looked at (for the next
-// read; -1 when the job has no more tasks). It reads through the driver's own connection: a
-// fully cached rerun reads every task of the run before it.
-func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int) ([]PeerTask, int, error) {
-	var out []PeerTask
+// read; -1 when the job has no more tasks), appended to out[:0]. It reads through the driver's
+// own connection: a fully cached rerun reads every task of the run before it.
+func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int, out []PeerTask) ([]PeerTask, int, error) {
+	clear(out)
+	out = out[:0]
 	next, n := -1, 0
 	conn, err := c.r.Conn(ctx)
 	if err != nil {
@@ -902,7 +903,8 @@ func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int) 
 			t.Hit.RunTime, _ = vals[2].(float64)
 			switch r := vals[3].(type) {
 			case string:
-				t.Hit.Result = []byte(r)
+				// The driver's own copy, never written to: the result is only read.
+				t.Hit.Result = unsafe.Slice(unsafe.StringData(r), len(r))
 			case []byte:
 				t.Hit.Result = append([]byte(nil), r...)
 			}

@@ -83,8 +83,7 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 			continue
 		}
 		if t := d.peer.at(ctx, d, it.index); t != nil && t.Key == it.key {
-			h := t.Hit
-			it.kind, it.hit = itemCached, &h
+			it.kind, it.hit = itemCached, t.Hit
 			found++
 			continue
 		}
@@ -106,7 +105,7 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 		}
 		for i := range items {
 			if h, ok := hits[items[i].key]; ok && items[i].kind == itemPlan && items[i].key != "" {
-				items[i].kind, items[i].hit = itemCached, &h
+				items[i].kind, items[i].hit = itemCached, h
 				found++
 			}
 		}
@@ -124,59 +123,30 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 }
 
 // peerRun reads the Completed tasks of the last run of the same job part in task order, a
-// window of peerWindow tasks at a time, on a goroutine of its own, one window ahead of the
-// planner. Each read is short, so that no read transaction stays open while the run writes (it
-// would keep SQLite from checkpointing its log).
+// window of peerWindow tasks at a time, as the planner needs them. Each read is short, so
+// that no read transaction stays open while the run writes (it would keep SQLite from
+// checkpointing its log). (Reading on a goroutine of its own, a window ahead, was slower: on
+// two cores it took the writer's time.)
 type peerRun struct {
-	opened  bool
-	any     bool // there is a peer run
-	windows chan []catalog.PeerTask
-	quit    chan struct{}
-	done    chan struct{}
-	buf     []catalog.PeerTask
-	pos     int // the first task of buf not yet passed
-	ended   bool
+	opened bool
+	any    bool   // there is a peer run
+	id     string // the peer run's job id; "" when there is none or it is read to its end
+	buf    []catalog.PeerTask
+	pos    int // the first task of buf not yet passed
+	next   int // the task index the next window starts at
 }
 
 // peerWindow is how many tasks of the peer run one read takes.
 const peerWindow = 4096
 
-// open finds the peer run and starts reading it.
-func (p *peerRun) open(ctx context.Context, d *driver) {
-	p.opened = true
-	id, err := d.cat.LastCacheRun(ctx, d.row.CacheParts, d.row.ID)
-	p.any = id != "" || err != nil
-	if id == "" {
-		p.ended = true
-		return
-	}
-	p.windows = make(chan []catalog.PeerTask, 1)
-	p.quit = make(chan struct{})
-	p.done = make(chan struct{})
-	go func() {
-		defer close(p.done)
-		defer close(p.windows)
-		from := 0
-		for from >= 0 {
-			w, next, err := d.cat.PeerTasks(ctx, id, from, peerWindow)
-			if err != nil {
-				return // the tasks are looked up in cache_index instead
-			}
-			select {
-			case p.windows <- w:
-			case <-p.quit:
-				return
-			}
-			from = next
-		}
-	}()
-}
-
 // at is the peer run's Completed task of the given index, or nil; indexes must come in
 // increasing order.
 func (p *peerRun) at(ctx context.Context, d *driver, index int) *catalog.PeerTask {
 	if !p.opened {
-		p.open(ctx, d)
+		p.opened = true
+		var err error
+		p.id, err = d.cat.LastCacheRun(ctx, d.row.CacheParts, d.row.ID)
+		p.any = p.id != "" || err != nil
 	}
 	for {
 		for p.pos < len(p.buf) && p.buf[p.pos].Index < index {
@@ -188,24 +158,19 @@ func (p *peerRun) at(ctx context.Context, d *driver, index int) *catalog.PeerTas
 			}
 			return nil
 		}
-		if p.ended {
+		if p.id == "" || index < p.next {
 			return nil
 		}
-		w, ok := <-p.windows
-		if !ok {
-			p.ended = true
-			return nil
+		// The window is used up: read the next, from index on.
+		var err error
+		p.buf, p.next, err = d.cat.PeerTasks(ctx, p.id, index, peerWindow, p.buf[:0])
+		p.pos = 0
+		if err != nil || p.next < 0 {
+			p.id = ""
 		}
-		p.buf, p.pos = w, 0
 	}
 }
 
-// close stops the reading.
 func (p *peerRun) close() {
-	if p.quit != nil {
-		close(p.quit)
-		<-p.done
-		p.quit = nil
-	}
-	p.buf = nil
+	p.buf, p.id = nil, ""
 }

@@ -56,7 +56,7 @@ type item struct {
 	params []byte
 	key    string // the cache key, when the run records them
 	res    *Result
-	hit    *catalog.CacheHit
+	hit    catalog.CacheHit // itemCached's
 }
 
 // taskState is what the recorder knows of a task that has not finished.
