@@ -5,7 +5,7 @@ the binaries and calls this; see the README's Performance section.
 
 Environment: BENCH_SHORT=1 (small sizes, one run: proves the benchmarks work, in seconds),
 BENCH_RUNS (runs per figure), BENCH_ONLY (comma-separated items: expr, exec, hadoop, slurm, ec2,
-catalog, rss, python), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
+catalog, rss, python, cache), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
 BENCH_DASK_RUNS (Dask's runs, default 1: a run of 100,000 tasks takes minutes).
 A ratio is mapflow's time per task over the peer's: below 1.00 mapflow is faster.
 """
@@ -441,13 +441,72 @@ def bench_rss():
         f"x{rf / rq:.2f} RSS for x4 tasks {aim(rf, '<', 512, ' MB')}".strip())
 
 
+# 7. The cache: the 1M-task job run with `cache` and then again fully cached, against the same
+#    job without it; the cost of finding every task at a new index (three sets put first); and
+#    the exec job, whose tasks cost a process each, run and then fully cached.
+def bench_cache():
+    plain = job_file("add_1m.mf", N, 1000000)
+    cached = job_file("add_1m_cache.mf", N, 1000000)
+    front = job_file("add_1m_cache_front.mf", N, 1000000)
+    off_cat, cat = os.path.join(OUT, "cache-off.db"), os.path.join(OUT, "cache.db")
+    total = N * (N + 1)
+    off, first, again, rerun, moved = [], [], [], [], []
+    for _ in range(RUNS):
+        wall, _, out = measure([MAPFLOW, "--catalog", fresh(off_cat), "run", plain])
+        expect(out, rf"^result: {total}$", "mapflow add_1m.mf")
+        off.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", fresh(cat), "run", cached])
+        expect(out, rf"^result: {total}$", "mapflow add_1m_cache.mf")
+        first.append(wall)
+        # The same job again without caching, on the catalog that holds the first run: what
+        # a rerun costs without the cache, with the catalog as large.
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", plain])
+        again.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", cached])
+        expect(out, rf"^result: {total}$", "mapflow add_1m_cache.mf, cached")
+        expect(last_stderr(), rf"^{N:,} cached, 0 run$", "the cached rerun")
+        rerun.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", cat, "run", front])
+        expect(last_stderr(), rf"^{N:,} cached, 3 run ", "the rerun with three sets first")
+        moved.append(wall)
+    o = med(off)
+    row(f"7. mapflow run, 'x + y', no cache (fresh catalog)", N, o)
+    row(f"   the same with cache: first run, keys recorded", N, med(first), None, med(first) / o,
+        aim(med(first) / o, "<=", 1.25))
+    row(f"   the same again, no cache (catalog holds the first run)", N, med(again), None, med(again) / o)
+    row(f"   the same again, with cache: all {N:,} cached", N, med(rerun), None, med(rerun) / o,
+        aim(med(rerun) / o, "<", 1))
+    row(f"   with cache, 3 sets put first: {N:,} cached, 3 run", N + 3, med(moved), None, med(moved) / o)
+    notes.append("7: ratios are against the first row, the same job without cache on a fresh catalog. "
+                 "'3 sets put first' moves every task's index: each is looked up in cache_index, "
+                 "which that run fills (in key order) with the first run's keys.")
+
+    mf = job_file("exec_true_cache.mf", EXEC_N, 1000)
+    ecat = os.path.join(OUT, "cache-exec.db")
+    run1, run2 = [], []
+    for _ in range(RUNS):
+        wall, _, out = measure([MAPFLOW, "--catalog", fresh(ecat), "run", mf])
+        expect(out, rf"^result: {EXEC_N}$", "mapflow exec_true_cache.mf")
+        run1.append(wall)
+        wall, _, out = measure([MAPFLOW, "--catalog", ecat, "run", mf])
+        expect(last_stderr(), rf"^{EXEC_N:,} cached, 0 run$", "the cached exec rerun")
+        run2.append(wall)
+    row(f"   mapflow run, exec('/bin/true', i), cache: first run", EXEC_N, med(run1))
+    row(f"   the same again: all {EXEC_N:,} cached", EXEC_N, med(run2), None, med(run2) / med(run1))
+
+
+def last_stderr():
+    with open(os.path.join(OUT, "last.stderr"), encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     print(f"mapflow bench: {'short' if SHORT else 'full'} sizes, {RUNS} run(s) per figure, medians; "
           f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     for item, fn in [("expr", bench_expr), ("exec", bench_exec), ("hadoop", bench_hadoop), ("slurm", bench_slurm),
                      ("ec2", bench_ec2), ("catalog", bench_catalog), ("rss", bench_rss),
-                     ("python", bench_python)]:
+                     ("python", bench_python), ("cache", bench_cache)]:
         if want(item):
             t = time.perf_counter()
             fn()

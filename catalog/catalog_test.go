@@ -224,6 +224,21 @@ func TestFindJobAndJobs(t *testing.T) {
 	if jobs, err := c.Jobs(ctx, 2); err != nil || len(jobs) != 2 {
 		t.Errorf("Jobs(2) = %d jobs, %v", len(jobs), err)
 	}
+	// NAME~N is the run N before the latest.
+	for ref, want := range map[string]string{"add~0": "j2", "add~1": "j0", "train~0": "j1"} {
+		if j, err := c.FindJob(ctx, ref); err != nil || j.ID != want {
+			t.Errorf("FindJob(%s) = %v, %v; want %s", ref, j, err, want)
+		}
+	}
+	_, err = c.FindJob(ctx, "add~2")
+	if !errors.Is(err, ErrJobNotFound) || !strings.Contains(err.Error(), "which has 2 runs") {
+		t.Errorf("FindJob(add~2): err = %v, want ErrJobNotFound saying add has 2 runs", err)
+	}
+	for _, ref := range []string{"add~-1", "add~x", "add~+1"} {
+		if _, err := c.FindJob(ctx, ref); !errors.Is(err, ErrJobNotFound) {
+			t.Errorf("FindJob(%s): err = %v, want ErrJobNotFound", ref, err)
+		}
+	}
 }
 
 func TestHeartbeatAndCancel(t *testing.T) {

@@ -698,6 +698,16 @@ func (c *Catalog) CountByStatus(ctx context.Context, jobID string) (map[string]i
 	return counts, nil
 }
 
+// CountCached counts the job's tasks that reused an earlier run's result.
+func (c *Catalog) CountCached(ctx context.Context, jobID string) (int, error) {
+	var n int
+	err := c.r.QueryRowContext(ctx, `SELECT count(*) FROM tasks WHERE job_id = ? AND cached_from IS NOT NULL`, jobID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count the cached tasks of job %s: %w", jobID, err)
+	}
+	return n, nil
+}
+
 // sqlSecondsBetween is SQL for the seconds from catalog time a to b, exact to the microsecond
 // (julianday's floating point is not): whole seconds from unixepoch plus the fractions' difference.
 func sqlSecondsBetween(a, b string) string {

@@ -350,3 +350,22 @@ func TestResultsAreJSONLike(t *testing.T) {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
 }
+
+// TestCacheStatement: `cache` and `cache true` turn caching on, `cache false` and no statement
+// leave it off; the function's canonical text leaves out comments and layout.
+func TestCacheStatement(t *testing.T) {
+	const base = "func add(x, y) = x + y\nparams [{x: 1, y: 2}]\n"
+	for src, want := range map[string]bool{
+		base: false, base + "cache\n": true, base + "cache true\n": true, base + "cache false\n": false,
+		base + "cache # reuse earlier runs\n": true,
+	} {
+		if got := mustLoad(t, src, nil).Cache; got != want {
+			t.Errorf("%q: Cache = %v, want %v", src, got, want)
+		}
+	}
+	a := mustLoad(t, "func add(x, y) = [x,\n  y /* the second */ ,\n  x + y]  # sum\nparams [{x: 1, y: 2}]\n", nil)
+	b := mustLoad(t, "func add(x, y) = [x, y, x+y]\nparams [{x: 1, y: 2}]\n", nil)
+	if a.Func.Canon != b.Func.Canon || a.Func.Canon != "[ x , y , x + y ]" {
+		t.Errorf("Canon = %q and %q; want both %q", a.Func.Canon, b.Func.Canon, "[ x , y , x + y ]")
+	}
+}

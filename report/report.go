@@ -74,7 +74,8 @@ type page struct {
 	Generated  string
 
 	Timeline   *timeline
-	NotStarted int // tasks without a start time: not in the timeline
+	NotStarted int // tasks without a start time, not cached: not in the timeline
+	Cached     int // tasks that reused an earlier run's result: not in the timeline
 	Stride     int // the timeline draws every Stride-th task
 	Drawn      int // tasks drawn in the timeline
 	RunTimesOf int // when > 0, the run times are a sample of this many
@@ -156,7 +157,10 @@ func build(ctx context.Context, cat *catalog.Catalog, job *catalog.Job, now time
 			p.Drawn++
 		}
 		p.NumTasks++
-		if t.Start.IsZero() {
+		switch {
+		case t.CachedFrom != "":
+			p.Cached++
+		case t.Start.IsZero():
 			p.NotStarted++
 		}
 		if !t.Start.IsZero() && !t.End.IsZero() {

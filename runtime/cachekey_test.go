@@ -77,3 +77,20 @@ func TestCacheKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheKeySalt: $MAPFLOW_CACHE_SALT enters the key; each value gives its own.
+func TestCacheKeySalt(t *testing.T) {
+	const src = "job a\nfunc f(x) = x + 1\nparams [{x: 1}]\n"
+	set := map[string]any{"x": 1}
+	none := keyOf(t, src, nil, set)
+	t.Setenv(CacheSaltEnv, "v1")
+	v1 := keyOf(t, src, nil, set)
+	t.Setenv(CacheSaltEnv, "v2")
+	v2 := keyOf(t, src, nil, set)
+	if none == v1 || v1 == v2 || none == v2 {
+		t.Errorf("keys without a salt, with v1 and with v2: %s %s %s; want three", none, v1, v2)
+	}
+	if none[:16] == v1[:16] {
+		t.Errorf("the salt did not change the key's job part (its first 16 digits)")
+	}
+}

@@ -52,6 +52,16 @@ func (a *app) statusCommand() *cobra.Command {
 				fmt.Fprintf(w, "finished:  %s (%ss)\n", formatTime(row.FinishedAt),
 					formatSeconds(row.FinishedAt.Sub(row.StartedAt)))
 			}
+			switch row.Cache {
+			case catalog.CacheReuse:
+				n, err := cat.CountCached(cmd.Context(), row.ID)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "cache:     on: %s of its tasks reused an earlier run's result\n", rt.Thousands(n))
+			case catalog.CacheRecord:
+				fmt.Fprintf(w, "cache:     --no-cache: every task ran; their keys were recorded\n")
+			}
 			if row.Result != nil {
 				fmt.Fprintf(w, "result:    %s\n", formatValue(decodeJSON(row.Result)))
 			}
@@ -170,7 +180,9 @@ func (a *app) metricsCommand() *cobra.Command {
 			vals := make([]any, len(metricsCols))
 			err = cat.Tasks(cmd.Context(), row.ID, func(task *catalog.Task) error {
 				var runTime any
-				if !task.Start.IsZero() && !task.End.IsZero() {
+				if task.CachedFrom != "" {
+					runTime = json.Number(formatSeconds(time.Duration(task.RunTime * float64(time.Second))))
+				} else if !task.Start.IsZero() && !task.End.IsZero() {
 					runTime = json.Number(formatSeconds(task.End.Sub(task.Start)))
 				}
 				vals[0], vals[1], vals[2], vals[3] = task.Name, task.Status, nullIfEmpty(formatTime(task.Start)), runTime
