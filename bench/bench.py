@@ -441,7 +441,7 @@ def bench_rss():
         f"x{rf / rq:.2f} RSS for x4 tasks {aim(rf, '<', 512, ' MB')}".strip())
 
 
-# 7. The cache: the 1M-task job run with `cache` and then again fully cached, against the same
+# 8. The cache: the 1M-task job run with `cache` and then again fully cached, against the same
 #    job without it; the cost of finding every task at a new index (three sets put first); and
 #    the exec job, whose tasks cost a process each, run and then fully cached.
 def bench_cache():
@@ -470,14 +470,14 @@ def bench_cache():
         expect(last_stderr(), rf"^{N:,} cached, 3 run ", "the rerun with three sets first")
         moved.append(wall)
     o = med(off)
-    row(f"7. mapflow run, 'x + y', no cache (fresh catalog)", N, o)
+    row(f"8. mapflow run, 'x + y', no cache (fresh catalog)", N, o)
     row(f"   the same with cache: first run, keys recorded", N, med(first), None, med(first) / o,
         aim(med(first) / o, "<=", 1.25))
     row(f"   the same again, no cache (catalog holds the first run)", N, med(again), None, med(again) / o)
     row(f"   the same again, with cache: all {N:,} cached", N, med(rerun), None, med(rerun) / o,
         aim(med(rerun) / o, "<", 1))
     row(f"   with cache, 3 sets put first: {N:,} cached, 3 run", N + 3, med(moved), None, med(moved) / o)
-    notes.append("7: ratios are against the first row, the same job without cache on a fresh catalog. "
+    notes.append("8: ratios are against the first row, the same job without cache on a fresh catalog. "
                  "'3 sets put first' moves every task's index: each is looked up in cache_index, "
                  "which that run fills (in key order) with the first run's keys.")
 

@@ -68,11 +68,11 @@ func (d *driver) cacheKey(set map[string]any) string {
 }
 
 // useCache looks up the cache keys of a chunk of planned tasks, turns the items of those found
-// into cached ones, and returns the tasks that must run, in order. Each task is first compared
-// with the task of the same index in the last run of the same job part (read in task order
-// alongside the planner: a rerun with points added at the end, or none, costs one sequential
-// read); the others are looked up in cache_index, one statement per chunk, once the earlier
-// runs of the same job part are in it. A run of a job part with no earlier run looks up
+// into cached ones, and returns the tasks that must run, in order. Each task's key is first
+// looked for among the tasks about its index in the last run of the same job part (read in
+// task order alongside the planner: a rerun costs one sequential read, whether sets were added
+// or taken out); the others are looked up in cache_index, one statement per chunk, once the
+// earlier runs of the same job part are in it. A run of a job part with no earlier run looks up
 // nothing. A failed lookup runs the tasks and is remembered for the job's error.
 func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Task {
 	var misses []string
@@ -82,7 +82,7 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 		if it.key == "" {
 			continue
 		}
-		if t := d.peer.at(ctx, d, it.index); t != nil && t.Key == it.key {
+		if t := d.peer.find(ctx, d, it.index, it.key); t != nil {
 			it.kind, it.hit = itemCached, t.Hit
 			found++
 			continue
@@ -123,54 +123,56 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 }
 
 // peerRun reads the Completed tasks of the last run of the same job part in task order, a
-// window of peerWindow tasks at a time, as the planner needs them. Each read is short, so
-// that no read transaction stays open while the run writes (it would keep SQLite from
-// checkpointing its log). (Reading on a goroutine of its own, a window ahead, was slower: on
-// two cores it took the writer's time.)
+// window of peerWindow tasks at a time, as the planner needs them, and finds a task's key in
+// the window. The window follows the planner at the offset of the last match, so that sets
+// put in or taken out of the params (which move every later task's index) still find their
+// tasks: a new task looks for its key a quarter of a window before the index it expects and
+// three quarters after. Each read is short, so that no read transaction stays open while the
+// run writes (it would keep SQLite from checkpointing its log). (Reading on a goroutine of its
+// own, a window ahead, was slower: on two cores it took the writer's time.)
 type peerRun struct {
 	opened bool
 	any    bool   // there is a peer run
-	id     string // the peer run's job id; "" when there is none or it is read to its end
+	id     string // the peer run's job id; "" when there is none
+	ended  bool   // the window holds the peer run's last task
 	buf    []catalog.PeerTask
-	pos    int // the first task of buf not yet passed
-	next   int // the task index the next window starts at
+	byKey  map[string]int // the window's tasks by key: their place in buf
+	offset int            // the peer's index minus the planner's, at the last match
 }
 
 // peerWindow is how many tasks of the peer run one read takes.
 const peerWindow = 4096
 
-// at is the peer run's Completed task of the given index, or nil; indexes must come in
-// increasing order.
-func (p *peerRun) at(ctx context.Context, d *driver, index int) *catalog.PeerTask {
+// find is the peer run's Completed task with the given key, looked for about the planner's
+// index (which must not decrease by more than a quarter of a window), or nil.
+func (p *peerRun) find(ctx context.Context, d *driver, index int, key string) *catalog.PeerTask {
 	if !p.opened {
 		p.opened = true
 		var err error
 		p.id, err = d.cat.LastCacheRun(ctx, d.row.CacheParts, d.row.ID)
 		p.any = p.id != "" || err != nil
+		p.byKey = map[string]int{}
 	}
-	for {
-		for p.pos < len(p.buf) && p.buf[p.pos].Index < index {
-			p.pos++
-		}
-		if p.pos < len(p.buf) {
-			if t := &p.buf[p.pos]; t.Index == index {
-				return t
-			}
-			return nil
-		}
-		if p.id == "" || index < p.next {
-			return nil
-		}
-		// The window is used up: read the next, from index on.
+	want := index + p.offset
+	if p.id != "" && !p.ended && (len(p.buf) == 0 || want > p.buf[len(p.buf)-1].Index) {
+		var next int
 		var err error
-		p.buf, p.next, err = d.cat.PeerTasks(ctx, p.id, index, peerWindow, p.buf[:0])
-		p.pos = 0
-		if err != nil || p.next < 0 {
-			p.id = ""
+		p.buf, next, err = d.cat.PeerTasks(ctx, p.id, max(0, want-peerWindow/4), peerWindow, p.buf[:0])
+		p.ended = err != nil || next < 0
+		clear(p.byKey)
+		for i := range p.buf {
+			p.byKey[p.buf[i].Key] = i
 		}
 	}
+	i, ok := p.byKey[key]
+	if !ok {
+		return nil
+	}
+	t := &p.buf[i]
+	p.offset = t.Index - index
+	return t
 }
 
 func (p *peerRun) close() {
-	p.buf, p.id = nil, ""
+	p.buf, p.byKey, p.id = nil, nil, ""
 }
