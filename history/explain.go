@@ -170,18 +170,8 @@ func (e *explainer) compare(nearJob *catalog.Job, near *catalog.Task) []string {
 
 // shipChanges names the shipped files that differ between two jobs' cache parts.
 func shipChanges(was, now map[string]string) []string {
-	var files []string
-	for k := range now {
-		files = append(files, k)
-	}
-	for k := range was {
-		if _, ok := now[k]; !ok {
-			files = append(files, k)
-		}
-	}
-	slices.Sort(files)
 	var out []string
-	for _, k := range files {
+	for _, k := range unionKeys(was, now) {
 		name, ok := strings.CutPrefix(k, "ship:")
 		if !ok {
 			continue
@@ -256,15 +246,7 @@ func paramChanges(names []string, was, now []byte) []string {
 		return nil
 	}
 	if len(names) == 0 {
-		for k := range a {
-			names = append(names, k)
-		}
-		for k := range b {
-			if _, ok := a[k]; !ok {
-				names = append(names, k)
-			}
-		}
-		slices.Sort(names)
+		names = unionKeys(a, b)
 	}
 	var out []string
 	for _, k := range names {
@@ -281,6 +263,21 @@ func paramChanges(names []string, was, now []byte) []string {
 		}
 	}
 	return out
+}
+
+// unionKeys are the keys of a and b, sorted.
+func unionKeys[V any](a, b map[string]V) []string {
+	keys := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // jsonEqual compares two JSON values as the cache key does: 1 and 1.0 are one value.
