@@ -21,9 +21,9 @@ func TestFuncChange(t *testing.T) {
 	was := funcOfText(t, "job a\nfunc f(x) = [x,\n  x + 1]\nparams [{x: 1}]\n")
 	for src, want := range map[string]string{
 		"job a\n# a comment\nfunc f(x) = [x, x + 1]  # another\nparams [{x: 1}]\n": "",
-		"job a\nfunc f(x) = [x,\n  x + 2]\nparams [{x: 1}]\n":                         "function text changed (line 3): [ x , x + 2 ], was: [ x , x + 1 ]",
-		"job a\n\nfunc f(x) = [x]\nparams [{x: 1}]\n":                                  "function text changed (line 3): [ x ], was: [ x , x + 1 ]",
-		"job a\nfunc f(y) = [y, y + 1]\nparams [{y: 1}]\n":                              "the function's parameters changed (line 2): (y), was (x)",
+		"job a\nfunc f(x) = [x,\n  x + 2]\nparams [{x: 1}]\n":                      "function text changed (line 3): [ x , x + 2 ], was: [ x , x + 1 ]",
+		"job a\n\nfunc f(x) = [x]\nparams [{x: 1}]\n":                              "function text changed (line 3): [ x ], was: [ x , x + 1 ]",
+		"job a\nfunc f(y) = [y, y + 1]\nparams [{y: 1}]\n":                         "the function's parameters changed (line 2): (y), was (x)",
 	} {
 		if got := funcChange(funcOfText(t, src), was); got != want {
 			t.Errorf("%q:\n got %q\nwant %q", src, got, want)
