@@ -573,6 +573,9 @@ func (c *Catalog) FindJob(ctx context.Context, ref string) (*Job, error) {
 		if back > 0 {
 			var runs int
 			_ = c.r.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE name = ?`, name).Scan(&runs)
+			if runs == 0 {
+				return nil, fmt.Errorf("%w: no job has the id %q, and no job is named %q (NAME~N is the run N before the latest of the job NAME)", ErrJobNotFound, ref, name)
+			}
 			return nil, fmt.Errorf("%w: %q asks for the run %d before the latest of job %s, which has %d runs", ErrJobNotFound, ref, back, name, runs)
 		}
 		return nil, fmt.Errorf("%w: no job has the id or name %q", ErrJobNotFound, ref)

@@ -76,6 +76,7 @@ func writeScripts(w io.Writer, a, b *catalog.Job) {
 // was on).
 func writeShipped(w io.Writer, a, b *catalog.Job) {
 	if a.CacheParts == nil || b.CacheParts == nil {
+		fmt.Fprintln(w, "shipped files: not known (a run without caching records no hashes of them)")
 		return
 	}
 	changes := shipChanges(parts(a.CacheParts), parts(b.CacheParts))
@@ -83,7 +84,7 @@ func writeShipped(w io.Writer, a, b *catalog.Job) {
 		fmt.Fprintln(w, "shipped files: the same")
 		return
 	}
-	fmt.Fprintf(w, "shipped files: %s\n", strings.Join(changes, "; "))
+	fmt.Fprintf(w, "shipped files: %s\n", strings.Join(firstOf(changes), "; "))
 }
 
 // label names a run's script in the diff's header: its file's name.
@@ -141,12 +142,15 @@ func diffTasks(ctx context.Context, cat *catalog.Catalog, a, b *catalog.Job, w i
 
 	var na, nb, onlyA, onlyB, status, result, same int
 	var shown []change
-	add := func(c change) {
-		i, _ := slices.BinarySearchFunc(shown, c.order, func(x change, o int) int { return x.order - o })
+	// add keeps the text of a differing task among the first diffRows in task order, making
+	// it (at once, before x and y move on) only then: a million differing tasks format a few
+	// lines.
+	add := func(order int, text func() string) {
+		i, _ := slices.BinarySearchFunc(shown, order, func(x change, o int) int { return x.order - o })
 		if i >= diffRows {
 			return
 		}
-		shown = slices.Insert(shown, i, c)
+		shown = slices.Insert(shown, i, change{order, text()})
 		if len(shown) > diffRows {
 			shown = shown[:diffRows]
 		}
@@ -157,12 +161,12 @@ func diffTasks(ctx context.Context, cat *catalog.Catalog, a, b *catalog.Job, w i
 		case y.valid && (!x.valid || y.params < x.params):
 			nb++
 			onlyB++
-			add(change{y.index, fmt.Sprintf("%s %s: only in b, %s", y.name, y.params, outcome(y))})
+			add(y.index, func() string { return fmt.Sprintf("%s %s: only in b, %s", y.name, clip(y.params), outcome(y)) })
 			y = cb.next()
 		case x.valid && (!y.valid || x.params < y.params):
 			na++
 			onlyA++
-			add(change{x.index, fmt.Sprintf("%s %s: only in a, %s", x.name, x.params, outcome(x))})
+			add(x.index, func() string { return fmt.Sprintf("%s %s: only in a, %s", x.name, clip(x.params), outcome(x)) })
 			x = ca.next()
 		default:
 			na++
@@ -170,10 +174,14 @@ func diffTasks(ctx context.Context, cat *catalog.Catalog, a, b *catalog.Job, w i
 			switch {
 			case x.status != y.status:
 				status++
-				add(change{y.index, fmt.Sprintf("%s %s: %s → %s", y.name, y.params, outcome(x), outcome(y))})
+				add(y.index, func() string {
+					return fmt.Sprintf("%s %s: %s → %s", y.name, clip(y.params), outcome(x), outcome(y))
+				})
 			case x.result != y.result:
 				result++
-				add(change{y.index, fmt.Sprintf("%s %s: result %s → %s", y.name, y.params, nullText(x.result), nullText(y.result))})
+				add(y.index, func() string {
+					return fmt.Sprintf("%s %s: result %s → %s", y.name, clip(y.params), nullText(x.result), nullText(y.result))
+				})
 			default:
 				same++
 			}

@@ -3,9 +3,12 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,14 +48,15 @@ func (e *explainer) explain() error {
 		return nil
 	}
 	switch {
+	case t.Status == catalog.StatusPending || t.Status == catalog.StatusRunning ||
+		t.Status == catalog.StatusCanceled && t.Attempt == 0:
+		e.say("%s has not run (it is %s).", who, t.Status)
+		return nil
 	case j.Cache == "":
-		e.say("%s ran: caching was off for this run (its job file has no cache statement and the run had no --cache).", who)
+		e.say("%s ran: caching was off for this run (the job file had no cache statement, or cache false, and the run no --cache).", who)
 		return nil
 	case j.Cache == catalog.CacheRecord:
 		e.say("%s ran: the run had --no-cache, so it reused nothing (it recorded its tasks' cache keys for later runs).", who)
-		return nil
-	case t.Status == catalog.StatusPending || t.Status == catalog.StatusCanceled && t.Attempt == 0:
-		e.say("%s did not run (it is %s).", who, t.Status)
 		return nil
 	case t.CacheKey == "":
 		e.say("%s ran: it has no cache key (its params could not be written as JSON), so it never reuses a result.", who)
@@ -90,7 +94,7 @@ func (e *explainer) explain() error {
 		return err
 	}
 	if near == nil {
-		e.say("  no earlier task with these params (%s), and no earlier run of job %s has a task named %s.", t.Params, j.Name, taskName(t))
+		e.say("  no earlier task with these params (%s), and no earlier run of job %s has a task named %s.", clip(string(t.Params)), j.Name, taskName(t))
 		return nil
 	}
 	nearJob, err := e.cat.FindJob(e.ctx, near.JobID)
@@ -158,7 +162,7 @@ func (e *explainer) compare(nearJob *catalog.Job, near *catalog.Task) []string {
 		}
 	}
 	if len(was) > 0 {
-		causes = append(causes, shipChanges(was, now)...)
+		causes = append(causes, firstOf(shipChanges(was, now))...)
 	}
 	var names []string
 	if newFn != nil {
@@ -241,7 +245,7 @@ func paramChanges(names []string, was, now []byte) []string {
 	var a, b map[string]json.RawMessage
 	if json.Unmarshal(was, &a) != nil || json.Unmarshal(now, &b) != nil {
 		if string(was) != string(now) {
-			return []string{fmt.Sprintf("params %s → %s", was, now)}
+			return []string{fmt.Sprintf("params %s → %s", clip(string(was)), clip(string(now)))}
 		}
 		return nil
 	}
@@ -255,11 +259,11 @@ func paramChanges(names []string, was, now []byte) []string {
 		switch {
 		case !inA && !inB:
 		case !inA:
-			out = append(out, fmt.Sprintf("param %s (missing) → %s", k, y))
+			out = append(out, fmt.Sprintf("param %s (missing) → %s", k, clip(string(y))))
 		case !inB:
-			out = append(out, fmt.Sprintf("param %s %s → (missing)", k, x))
+			out = append(out, fmt.Sprintf("param %s %s → (missing)", k, clip(string(x))))
 		case !jsonEqual(x, y):
-			out = append(out, fmt.Sprintf("param %s %s → %s", k, x, y))
+			out = append(out, fmt.Sprintf("param %s %s → %s", k, clip(string(x)), clip(string(y))))
 		}
 	}
 	return out
@@ -280,15 +284,47 @@ func unionKeys[V any](a, b map[string]V) []string {
 	return keys
 }
 
-// jsonEqual compares two JSON values as the cache key does: 1 and 1.0 are one value.
+// jsonEqual compares two JSON values as the cache key does: 1 and 1.0 are one value, and
+// integers are compared exactly, however large.
 func jsonEqual(x, y json.RawMessage) bool {
-	var a, b any
-	if json.Unmarshal(x, &a) != nil || json.Unmarshal(y, &b) != nil {
+	a, errA := decodeExact(x)
+	b, errB := decodeExact(y)
+	if errA != nil || errB != nil {
 		return string(x) == string(y)
 	}
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return string(ja) == string(jb)
+	return reflect.DeepEqual(a, b)
+}
+
+// decodeExact decodes JSON with each number as the exact rational it writes.
+func decodeExact(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return exactNumbers(v), nil
+}
+
+// exactNumber is a number as an exact rational, apart from strings.
+type exactNumber string
+
+func exactNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if r, ok := new(big.Rat).SetString(string(v)); ok {
+			return exactNumber(r.RatString())
+		}
+	case []any:
+		for i := range v {
+			v[i] = exactNumbers(v[i])
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = exactNumbers(v[k])
+		}
+	}
+	return v
 }
 
 // funcOf is the func statement of the job's stored script, or nil.
@@ -328,7 +364,30 @@ func orUnset(s string) string {
 	if s == "" {
 		return "unset"
 	}
-	return strconv.Quote(s)
+	return clip(strconv.Quote(s))
+}
+
+// maxShown bounds a value shown in explain's and diff's lines; maxCauses the shipped files
+// listed.
+const (
+	maxShown  = 200
+	maxCauses = 20
+)
+
+// clip cuts s to maxShown bytes.
+func clip(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxShown], "") + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// firstOf keeps the first maxCauses lines, and says how many more there are.
+func firstOf(lines []string) []string {
+	if len(lines) <= maxCauses {
+		return lines
+	}
+	return append(lines[:maxCauses:maxCauses], fmt.Sprintf("and %d more shipped files", len(lines)-maxCauses))
 }
 
 func short(sum string) string {

@@ -41,3 +41,18 @@ func TestParamChanges(t *testing.T) {
 		t.Errorf("paramChanges = %q, want %q", got, want)
 	}
 }
+
+// TestJSONEqual: 1 and 1.0 are one value; integers past 2^53 are told apart.
+func TestJSONEqual(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{`1`, `1.0`, true}, {`{"a": [1, 2e0]}`, `{"a": [1.0, 2]}`, true},
+		{`9007199254740992`, `9007199254740993`, false}, {`1`, `"1"`, false},
+	} {
+		if got := jsonEqual([]byte(c.a), []byte(c.b)); got != c.want {
+			t.Errorf("jsonEqual(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}

@@ -601,6 +601,9 @@ func resolveShip(dir, rel string, staged bool) (Ship, string, string) {
 	if err != nil {
 		return Ship{}, "looked for " + abs, fmt.Sprintf("cannot ship %q: %v", rel, unwrapPathError(err))
 	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		return Ship{}, "ship regular files and directories", fmt.Sprintf("cannot ship %q: it is %s", rel, fileKind(st.Mode()))
+	}
 	// The check above is of the text; symbolic links are checked where they lead.
 	if detail, problem := checkLinks(dir, abs, rel, st.IsDir()); problem != "" {
 		return Ship{}, detail, problem
@@ -633,10 +636,17 @@ func checkLinks(dir, abs, rel string, isDir bool) (detail, problem string) {
 		return "", ""
 	}
 	filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || problem != "" || d.Type()&fs.ModeSymlink == 0 {
+		if err != nil || problem != "" {
 			return nil
 		}
 		name := filepath.ToSlash(filepath.Join(rel, strings.TrimPrefix(p, abs+string(filepath.Separator))))
+		if t := d.Type(); t&(fs.ModeSymlink|fs.ModeDir) == 0 && !t.IsRegular() {
+			detail, problem = "ship regular files and directories", fmt.Sprintf("%s, shipped with %q, is %s", name, rel, fileKind(t))
+			return filepath.SkipAll
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
 		if !inside(p) {
 			real, _ := filepath.EvalSymlinks(p)
 			detail, problem = how, fmt.Sprintf("%s, shipped with %q, is a link out of the job file's directory, to %s", name, rel, real)
@@ -649,6 +659,19 @@ func checkLinks(dir, abs, rel string, isDir bool) (detail, problem string) {
 		return nil
 	})
 	return detail, problem
+}
+
+// fileKind names the kind of a file that is not regular.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 func (c *checker) checkParams(ps *paramsStmt) {

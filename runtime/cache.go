@@ -2,6 +2,10 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
@@ -52,6 +56,42 @@ func (d *driver) setupCache() error {
 	d.keyer, d.reuse = k, d.row.Cache == catalog.CacheReuse
 	d.row.CacheParts = k.PartsJSON()
 	return nil
+}
+
+// changedParts names the parts of a job's cache key that differ between two of its
+// cache_parts, or none when either is missing.
+func changedParts(was, now []byte) []string {
+	var a, b map[string]string
+	if was == nil || now == nil || json.Unmarshal(was, &a) != nil || json.Unmarshal(now, &b) != nil {
+		return nil
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(a)) {
+		if b[k] != a[k] {
+			out = append(out, partName(k)+" changed")
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(b)) {
+		if _, ok := a[k]; !ok {
+			out = append(out, partName(k)+" is new")
+		}
+	}
+	return out
+}
+
+// partName names a part of cache_parts for a user.
+func partName(k string) string {
+	switch {
+	case k == "func":
+		return "the function"
+	case k == "salt":
+		return "$" + CacheSaltEnv
+	case k == "format":
+		return "the cache key's format"
+	case strings.HasPrefix(k, "ship:"):
+		return "shipped file " + strings.TrimPrefix(k, "ship:")
+	}
+	return k
 }
 
 // cacheKey is the cache key of the task with params set, or "" when the run records none. A

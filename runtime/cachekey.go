@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/mapflow/mapflow/lang"
 )
@@ -18,8 +20,9 @@ import (
 const cacheFormat = "mapflow-cache-1"
 
 // CacheKeyer computes the cache keys of a job's tasks: a hash of everything that decides a
-// task's result. Its job part is hashed once: the format version; the function's parameters
-// and body as written, without comments and layout (lang.Func.Canon: an expression's text;
+// task's result. Its job part is hashed once: the format version; the function's name (which
+// python(FILE) calls, and programs see in MAPFLOW_TASK_NAME), parameters and body as written,
+// without comments and layout (lang.Func.Canon: an expression's text;
 // exec's program and argument template; python's or serve's call); the path and content of
 // every shipped file (python(...)'s module is shipped, so its content counts); and
 // $MAPFLOW_CACHE_SALT when set. Each task adds its parameter set: the function's parameters
@@ -46,7 +49,7 @@ func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
 	k := &CacheKeyer{params: slices.Clone(job.Func.Params), Parts: map[string]string{"format": cacheFormat}}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00", cacheFormat)
-	fn := sha256.Sum256(fmt.Appendf(nil, "%q\x00%s", job.Func.Params, job.Func.Canon))
+	fn := sha256.Sum256(fmt.Appendf(nil, "%q\x00%q\x00%s", job.Func.Name, job.Func.Params, job.Func.Canon))
 	k.Parts["func"] = hex.EncodeToString(fn[:])
 	h.Write(fn[:])
 	files, err := ShippedFiles(job)
@@ -107,6 +110,9 @@ func writeParams(h hash.Hash, names []string, set map[string]any) error {
 			if buf, err = AppendJSON(buf, v); err != nil {
 				return fmt.Errorf("cache key: parameter %s: %w", name, err)
 			}
+			// JSON writes each byte of a string that is not UTF-8 as U+FFFD, but a program
+			// gets the bytes: they enter the key as they are.
+			buf = appendInvalidUTF8(buf, v)
 		}
 		buf = append(buf, 0)
 		h.Write(buf)
@@ -114,9 +120,58 @@ func writeParams(h hash.Hash, names []string, set map[string]any) error {
 	return nil
 }
 
+// appendInvalidUTF8 appends, for each string in v (keys included) that is not valid UTF-8, its
+// bytes with their length, in the order AppendJSON writes them; nothing when all are valid.
+func appendInvalidUTF8(b []byte, v any) []byte {
+	if !hasInvalidUTF8(v) {
+		return b
+	}
+	switch v := v.(type) {
+	case string:
+		if !utf8.ValidString(v) {
+			b = append(b, 1)
+			b = strconv.AppendInt(b, int64(len(v)), 10)
+			b = append(b, ':')
+			b = append(b, v...)
+		}
+	case []any:
+		for _, e := range v {
+			b = appendInvalidUTF8(b, e)
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b = appendInvalidUTF8(b, k)
+			b = appendInvalidUTF8(b, v[k])
+		}
+	}
+	return b
+}
+
+// hasInvalidUTF8 tells whether a string in v (keys included) is not valid UTF-8.
+func hasInvalidUTF8(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return !utf8.ValidString(v)
+	case []any:
+		return slices.ContainsFunc(v, hasInvalidUTF8)
+	case map[string]any:
+		for k, e := range v {
+			if !utf8.ValidString(k) || hasInvalidUTF8(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // FileSHA256 is the hex SHA-256 of a file's content.
 func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return "", err
 	}

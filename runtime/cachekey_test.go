@@ -3,6 +3,8 @@ package runtime
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mapflow/mapflow/lang"
@@ -70,6 +72,8 @@ func TestCacheKey(t *testing.T) {
 		{"the function's text", "job a\nfunc f(x, y) = exec(\"sh\", \"run.sh\", y, x)\nship \"run.sh\"\nparams [{x: 1, y: 2}]\n", files, set},
 		{"a parameter's name", "job a\nfunc f(x, z) = exec(\"sh\", \"run.sh\", x, z)\nship \"run.sh\"\nparams [{x: 1, z: 2}]\n", files, map[string]any{"x": 1, "z": set["y"]}},
 		{"a shipped file's content", base, map[string]string{"run.sh": "echo $2"}, set},
+		{"the function's name", "job a\nfunc g(x, y) = exec(\"sh\", \"run.sh\", x, y)\nship \"run.sh\"\nparams [{x: 1, y: 2}]\n", files, set},
+		{"a string's bytes that are not UTF-8", base, files, map[string]any{"x": "a\xffb", "y": set["y"]}},
 	}
 	for _, c := range differ {
 		if got := keyOf(t, c.src, c.files, c.params); got == want {
@@ -79,6 +83,18 @@ func TestCacheKey(t *testing.T) {
 }
 
 // TestCacheKeySalt: $MAPFLOW_CACHE_SALT enters the key; each value gives its own.
+// TestCacheKeyInvalidUTF8: strings that JSON writes alike (each byte that is not UTF-8 as
+// U+FFFD) have keys of their own, as a program gets their bytes.
+func TestCacheKeyInvalidUTF8(t *testing.T) {
+	const src = "job a\nfunc f(x) = x\nparams [{x: 1}]\n"
+	a := keyOf(t, src, nil, map[string]any{"x": []any{map[string]any{"k\xff": "a\xffb"}}})
+	b := keyOf(t, src, nil, map[string]any{"x": []any{map[string]any{"k\xff": "a\xfeb"}}})
+	c := keyOf(t, src, nil, map[string]any{"x": []any{map[string]any{"k\xfe": "a\xffb"}}})
+	if a == b || a == c {
+		t.Errorf("keys of a\\xffb, a\\xfeb and of another key: %s %s %s; want three", a, b, c)
+	}
+}
+
 func TestCacheKeySalt(t *testing.T) {
 	const src = "job a\nfunc f(x) = x + 1\nparams [{x: 1}]\n"
 	set := map[string]any{"x": 1}
@@ -92,5 +108,20 @@ func TestCacheKeySalt(t *testing.T) {
 	}
 	if none[:16] == v1[:16] {
 		t.Errorf("the salt did not change the key's job part (its first 16 digits)")
+	}
+}
+
+// TestFileSHA256NamedPipe: a named pipe is refused at once, not read (which would wait for a
+// writer for ever).
+func TestFileSHA256NamedPipe(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Skip(err)
+	}
+	if _, err := FileSHA256(p); err == nil || !strings.Contains(err.Error(), "is not a regular file (a named pipe)") {
+		t.Errorf("FileSHA256 of a named pipe: %v", err)
+	}
+	if err := CopyFile(p, filepath.Join(t.TempDir(), "copy"), 0o644); err == nil {
+		t.Errorf("CopyFile of a named pipe did not fail")
 	}
 }

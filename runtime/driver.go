@@ -152,6 +152,15 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	// A job whose driver died mid-run may have remote work going on to re-attach to; a job
 	// that ended (Failed, Canceled) is finished by running its unfinished tasks afresh.
 	reattach := !Status(row.Status).Final() && row.BackendState != nil
+	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, earlier: &earlier, reattach: reattach}
+	started := row.CacheParts
+	if err := d.setupCache(); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
+	}
+	if changed := changedParts(started, row.CacheParts); len(changed) > 0 {
+		return nil, fmt.Errorf("resume %s: since the job started, %s: its remaining tasks would record another version's results under its cache keys; restore what changed, or run the job afresh (mapflow run)",
+			row.ID, strings.Join(changed, ", "))
+	}
 	now := time.Now().UTC()
 	host, _ := os.Hostname()
 	row.Status = string(Running)
@@ -161,10 +170,6 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 		row.StartedAt = now
 	}
 	if err := cat.UpdateJob(ctx, row); err != nil {
-		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
-	}
-	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, earlier: &earlier, reattach: reattach}
-	if err := d.setupCache(); err != nil {
 		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
 	}
 	if d.keyer != nil {

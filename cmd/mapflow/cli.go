@@ -226,7 +226,7 @@ func findIn(ctx context.Context, cat *catalog.Catalog, ref string) (*catalog.Job
 	j, err := cat.FindJob(ctx, ref)
 	if err != nil {
 		if errors.Is(err, catalog.ErrJobNotFound) {
-			if strings.Contains(err.Error(), "asks for the run") {
+			if strings.Contains(err.Error(), "asks for the run") || strings.Contains(err.Error(), "NAME~N") {
 				return nil, &exitError{code: exitBadInput,
 					err: fmt.Errorf("%s (list them with: mapflow jobs)", strings.TrimPrefix(err.Error(), catalog.ErrJobNotFound.Error()+": "))}
 			}

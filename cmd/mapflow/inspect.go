@@ -274,6 +274,9 @@ func (a *app) logsCommand() *cobra.Command {
 
 // taskIndex resolves a task given by name ("add-2") or index ("2").
 func (a *app) taskIndex(ctx context.Context, cat *catalog.Catalog, row *catalog.Job, ref string) (int, error) {
+	if row.NumTasks == 0 {
+		return 0, usageErr("job %s has no tasks", row.ID)
+	}
 	if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < row.NumTasks {
 		return i, nil
 	}
