@@ -45,10 +45,12 @@ type CacheKeyer struct {
 const CacheSaltEnv = "MAPFLOW_CACHE_SALT"
 
 // NewCacheKeyer hashes the job part of job's cache keys; it reads every shipped file.
-func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) {
-	k := &CacheKeyer{params: slices.Clone(job.Func.Params), Parts: map[string]string{"format": cacheFormat}}
+func NewCacheKeyer(job *lang.Job) (*CacheKeyer, error) { return newCacheKeyer(job, cacheFormat) }
+
+func newCacheKeyer(job *lang.Job, format string) (*CacheKeyer, error) {
+	k := &CacheKeyer{params: slices.Clone(job.Func.Params), Parts: map[string]string{"format": format}}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00", cacheFormat)
+	fmt.Fprintf(h, "%s\x00", format)
 	fn := sha256.Sum256(fmt.Appendf(nil, "%q\x00%q\x00%s", job.Func.Name, job.Func.Params, job.Func.Canon))
 	k.Parts["func"] = hex.EncodeToString(fn[:])
 	h.Write(fn[:])

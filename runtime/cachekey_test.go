@@ -125,3 +125,31 @@ func TestFileSHA256NamedPipe(t *testing.T) {
 		t.Errorf("CopyFile of a named pipe did not fail")
 	}
 }
+
+// TestCacheKeyFormat: the format version is in the key: a key of another layout never matches.
+func TestCacheKeyFormat(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "job.mf")
+	if err := os.WriteFile(path, []byte("job a\nfunc f(x) = x + 1\nparams [{x: 1}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job, err := lang.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, format := range []string{cacheFormat, "mapflow-cache-0"} {
+		k, err := newCacheKeyer(job, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := k.Key(map[string]any{"x": 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	if keys[0] == keys[1] {
+		t.Errorf("two formats gave one key %s", keys[0])
+	}
+}
