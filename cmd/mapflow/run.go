@@ -325,7 +325,11 @@ func (a *app) checkCommand() *cobra.Command {
 					sets = fmt.Sprintf("%d parameter sets (the first %d looked at)", n, seen)
 				}
 			}
-			fmt.Fprintf(a.stdout, "%s: ok: job %s, func %s, envs %v, %s\n", args[0], job.Name, job.Func.Name, envs, sets)
+			cache := ""
+			if job.Cache {
+				cache = ", cache on"
+			}
+			fmt.Fprintf(a.stdout, "%s: ok: job %s, func %s, envs %v, %s%s\n", args[0], job.Name, job.Func.Name, envs, sets, cache)
 			return nil
 		},
 	}
