@@ -57,9 +57,7 @@ import (
 //	exception_message    TEXT     what went wrong
 //	exception_traceback  TEXT     where: the .mf position, or the tail of a program's stderr
 //	exit_code            INTEGER  an exec function's exit status
-//	cache_key            TEXT     the task's cache key, 64 hex digits, when it ran in a run with
-//	                              caching on; NULL otherwise, and for a cached task (its
-//	                              source's row has it)
+//	cache_key            TEXT     the task's cache key, 64 hex digits; NULL when caching was off
 //	cached_from          TEXT     'JOB_ID/TASK_INDEX' of the earlier task whose result a cached
 //	                              task reused; NULL otherwise. A cached task did not run in its
 //	                              job: attempt 0, no host, start_time or end_time, and run_time

@@ -872,7 +872,7 @@ type PeerTask struct {
 	Hit    CacheHit
 }
 
-// PeerTasks returns the Completed tasks of the job that have a cache key or were cached, from task index from on in
+// PeerTasks returns the Completed tasks with a cache key of the job, from task index from on in
 // task order, at most limit of them, and the index after the last task looked at (for the next
 // read; -1 when the job has no more tasks), appended to out[:0]. It reads through the driver's
 // own connection: a fully cached rerun reads every task of the run before it.
@@ -892,7 +892,7 @@ func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int, 
 		}
 		rows, err := q.QueryContext(ctx, `SELECT task_index, params, run_time, result,
 			cached_from FROM tasks WHERE job_id = ?1 AND task_index >= ?2
-				AND status = 'Completed' AND (cache_key IS NOT NULL OR cached_from IS NOT NULL)
+				AND status = 'Completed' AND cache_key IS NOT NULL
 			ORDER BY task_index LIMIT ?3`,
 			[]driver.NamedValue{{Ordinal: 1, Value: jobID}, {Ordinal: 2, Value: int64(from)}, {Ordinal: 3, Value: int64(limit)}})
 		if err != nil {

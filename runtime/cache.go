@@ -108,27 +108,27 @@ func (d *driver) cacheKey(set map[string]any) string {
 	return key
 }
 
-// useCache looks up a chunk of planned tasks, turns the items of those found into cached ones,
-// and returns the tasks that must run, in order. Each task's params are first looked for among
-// the tasks about its index in the last run of the same job part (read in task order alongside
-// the planner: a rerun costs one sequential read, whether sets were added or taken out); the
-// others are keyed and looked up in cache_index, one statement per chunk, once the earlier
-// runs of the same job part are in it. A run of a job part with no earlier run looks up
+// useCache looks up the cache keys of a chunk of planned tasks, turns the items of those found
+// into cached ones, and returns the tasks that must run, in order. Each task's key is first
+// looked for among the tasks about its index in the last run of the same job part (read in
+// task order alongside the planner: a rerun costs one sequential read, whether sets were added
+// or taken out); the others are looked up in cache_index, one statement per chunk, once the
+// earlier runs of the same job part are in it. A run of a job part with no earlier run looks up
 // nothing. A failed lookup runs the tasks and is remembered for the job's error.
 func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Task {
 	var misses []string
 	found := 0
 	for i := range items {
 		it := &items[i]
+		if it.key == "" {
+			continue
+		}
 		if t := d.peer.find(ctx, d, it.index, it.params); t != nil {
 			it.kind, it.hit = itemCached, t.Hit
 			found++
 			continue
 		}
-		// Only a task not found by its params needs its key: to be looked up, and for its row.
-		if it.key = d.cacheKey(chunk[i].Params); it.key != "" {
-			misses = append(misses, it.key)
-		}
+		misses = append(misses, it.key)
 	}
 	if len(misses) > 0 && !d.peer.any {
 		misses = nil // no earlier run of this job part: nothing to find

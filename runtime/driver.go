@@ -566,11 +566,7 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 		params := append([]byte(nil), buf...)
 		t := Task{Index: index, Name: TaskName(fn, index), Params: set, ParamsJSON: params}
 		chunk = append(chunk, t)
-		it := item{kind: itemPlan, index: index, name: t.Name, params: params}
-		if !d.reuse {
-			it.key = d.cacheKey(set) // a run that reuses keys only the tasks it does not find
-		}
-		items = append(items, it)
+		items = append(items, item{kind: itemPlan, index: index, name: t.Name, params: params, key: d.cacheKey(set)})
 		if len(chunk) == planChunk {
 			flush()
 			if !stopped && (ctx.Err() != nil || isClosed(backendDone)) {

@@ -275,11 +275,10 @@ func (r *recorder) apply(it *item, now time.Time) {
 		r.total++
 		r.finished++
 		r.cached++
-		// It did not run in this job: no host, start or end; its run time is its source's, and
-		// its key is its source's (found by params, the key is not even computed).
+		// It did not run in this job: no host, start or end; its run time is its source's.
 		r.cur.tasks = append(r.cur.tasks, catalog.Task{
 			JobID: r.jobID, Index: it.index, Name: it.name, Params: it.params,
-			Status: string(Completed), Result: it.hit.Result,
+			Status: string(Completed), Result: it.hit.Result, CacheKey: it.key,
 			CachedFrom: it.hit.From, RunTime: it.hit.RunTime,
 		})
 		r.setResult(it.index, DecodeJSON(it.hit.Result))
