@@ -56,8 +56,8 @@ func TestCacheLookups(t *testing.T) {
 		t.Fatalf("PeerTasks: next %d, %v", next, err)
 	}
 	want := []PeerTask{
-		{Index: 0, Params: "{}", Hit: CacheHit{From: "a/0", RunTime: 1, Result: []byte(`"ak0"`)}},
-		{Index: 2, Params: "{}", Hit: CacheHit{From: "a/2", RunTime: 3, Result: []byte(`"ak2"`)}},
+		{Index: 0, Key: "k0", Hit: CacheHit{From: "a/0", RunTime: 1, Result: []byte(`"ak0"`)}},
+		{Index: 2, Key: "k2", Hit: CacheHit{From: "a/2", RunTime: 3, Result: []byte(`"ak2"`)}},
 	}
 	if d := cmp.Diff(want, peer); d != "" {
 		t.Errorf("PeerTasks of a (-want +got):\n%s", d)

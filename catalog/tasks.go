@@ -864,12 +864,11 @@ func (c *Catalog) UnindexCacheRun(ctx context.Context, jobID string) error {
 	return nil
 }
 
-// PeerTask is a Completed task with a cache key, as a later run of the same job part reads it:
-// its index, its params (JSON) and the hit it gives.
+// PeerTask is a Completed task with a cache key, as a later run of the same job part reads it.
 type PeerTask struct {
-	Index  int
-	Params string
-	Hit    CacheHit
+	Index int
+	Key   string
+	Hit   CacheHit
 }
 
 // PeerTasks returns the Completed tasks with a cache key of the job, from task index from on in
@@ -890,7 +889,7 @@ func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int, 
 		if !ok {
 			return fmt.Errorf("sqlite driver connection %T cannot query", dc)
 		}
-		rows, err := q.QueryContext(ctx, `SELECT task_index, params, run_time, result,
+		rows, err := q.QueryContext(ctx, `SELECT task_index, cache_key, run_time, result,
 			cached_from FROM tasks WHERE job_id = ?1 AND task_index >= ?2
 				AND status = 'Completed' AND cache_key IS NOT NULL
 			ORDER BY task_index LIMIT ?3`,
@@ -910,7 +909,7 @@ func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int, 
 			n++
 			index, _ := vals[0].(int64)
 			next = int(index) + 1
-			t := PeerTask{Index: int(index), Params: text(vals[1])}
+			t := PeerTask{Index: int(index), Key: text(vals[1])}
 			t.Hit.RunTime, _ = vals[2].(float64)
 			switch r := vals[3].(type) {
 			case string:

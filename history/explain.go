@@ -89,6 +89,18 @@ func (e *explainer) explain() error {
 		return nil
 	}
 
+	// The same key earlier in this run: a run never reuses its own tasks.
+	var own []*catalog.Task
+	err = e.cat.SelectTasks(e.ctx, "job_id = ? AND cache_key = ? AND task_index < ?", "", 1,
+		[]any{j.ID, t.CacheKey, int64(t.Index)}, collect(&own))
+	if err != nil {
+		return err
+	}
+	if len(own) > 0 {
+		e.say("  %s of this run has the same cache key: a run never reuses its own tasks (both ran).", taskName(own[0]))
+		return nil
+	}
+
 	near, how, err := e.nearest()
 	if err != nil {
 		return err
@@ -110,7 +122,7 @@ func (e *explainer) explain() error {
 		causes = append(causes, fmt.Sprintf("job %s ran without caching, so its tasks have no cache keys and none can be reused", nearJob.ID))
 	}
 	if len(causes) == 0 {
-		causes = append(causes, "its cache key differs, but neither the function, the shipped files nor the params it takes do (was a shipped file changed while that job ran?)")
+		causes = append(causes, "its cache key differs, but neither the function, the shipped files nor the params it takes do as recorded: a number that is an integer in one and a float in the other (1 and 1.0) makes two keys, and so does a shipped file changed while that job ran")
 	}
 	for _, c := range causes {
 		e.say("  - %s", c)

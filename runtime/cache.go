@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -123,7 +122,7 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 		if it.key == "" {
 			continue
 		}
-		if t := d.peer.find(ctx, d, it.index, it.params); t != nil {
+		if t := d.peer.find(ctx, d, it.index, it.key); t != nil {
 			it.kind, it.hit = itemCached, t.Hit
 			found++
 			continue
@@ -164,42 +163,35 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 }
 
 // peerRun reads the Completed tasks of the last run of the same job part in task order, a
-// window of peerWindow tasks at a time, as the planner needs them, and finds a task's params
-// in the window. The window follows the planner at the offset of the last match, so that sets
+// window of peerWindow tasks at a time, as the planner needs them, and finds a task's key in
+// the window. The window follows the planner at the offset of the last match, so that sets
 // put in or taken out of the params (which move every later task's index) still find their
 // tasks: a new task looks for its key a quarter of a window before the index it expects and
 // three quarters after. Each read is short, so that no read transaction stays open while the
 // run writes (it would keep SQLite from checkpointing its log). (Reading on a goroutine of its
 // own, a window ahead, was slower: on two cores it took the writer's time.)
 type peerRun struct {
-	opened   bool
-	any      bool   // there is a peer run
-	id       string // the peer run's job id; "" when there is none
-	ended    bool   // the window holds the peer run's last task
-	buf      []catalog.PeerTask
-	byParams map[string]int // the window's tasks by params: their place in buf
-	offset   int            // the peer's index minus the planner's, at the last match
+	opened bool
+	any    bool   // there is a peer run
+	id     string // the peer run's job id; "" when there is none
+	ended  bool   // the window holds the peer run's last task
+	buf    []catalog.PeerTask
+	byKey  map[string]int // the window's tasks by key: their place in buf
+	offset int            // the peer's index minus the planner's, at the last match
 }
-
-// lossyJSON is how JSON writes a byte that is not UTF-8.
-var lossyJSON = []byte(`\ufffd`)
 
 // peerWindow is how many tasks of the peer run one read takes.
 const peerWindow = 4096
 
-// find is the peer run's Completed task with the given params, looked for about the planner's
-// index (which must not decrease by more than a quarter of a window), or nil. The peer run has
-// the same job part, so the same params make the same key: comparing the params, shorter than
-// keys, spares reading the keys. Params that JSON wrote with U+FFFD for bytes that are not
-// UTF-8 are not compared (two such sets can read alike and have keys of their own): their
-// tasks are looked up by key in cache_index.
-func (p *peerRun) find(ctx context.Context, d *driver, index int, params []byte) *catalog.PeerTask {
+// find is the peer run's Completed task with the given key, looked for about the planner's
+// index (which must not decrease by more than a quarter of a window), or nil.
+func (p *peerRun) find(ctx context.Context, d *driver, index int, key string) *catalog.PeerTask {
 	if !p.opened {
 		p.opened = true
 		var err error
 		p.id, err = d.cat.LastCacheRun(ctx, d.row.CacheParts, d.row.ID)
 		p.any = p.id != "" || err != nil
-		p.byParams = map[string]int{}
+		p.byKey = map[string]int{}
 	}
 	want := index + p.offset
 	if p.id != "" && !p.ended && (len(p.buf) == 0 || want > p.buf[len(p.buf)-1].Index) {
@@ -207,15 +199,12 @@ func (p *peerRun) find(ctx context.Context, d *driver, index int, params []byte)
 		var err error
 		p.buf, next, err = d.cat.PeerTasks(ctx, p.id, max(0, want-peerWindow/4), peerWindow, p.buf[:0])
 		p.ended = err != nil || next < 0
-		clear(p.byParams)
+		clear(p.byKey)
 		for i := range p.buf {
-			p.byParams[p.buf[i].Params] = i
+			p.byKey[p.buf[i].Key] = i
 		}
 	}
-	if bytes.Contains(params, lossyJSON) {
-		return nil
-	}
-	i, ok := p.byParams[string(params)]
+	i, ok := p.byKey[key]
 	if !ok {
 		return nil
 	}
@@ -225,5 +214,5 @@ func (p *peerRun) find(ctx context.Context, d *driver, index int, params []byte)
 }
 
 func (p *peerRun) close() {
-	p.buf, p.byParams, p.id = nil, nil, ""
+	p.buf, p.byKey, p.id = nil, nil, ""
 }

@@ -21,16 +21,16 @@ const cacheFormat = "mapflow-cache-1"
 
 // CacheKeyer computes the cache keys of a job's tasks: a hash of everything that decides a
 // task's result. Its job part is hashed once: the format version; the function's name (which
-// python(FILE) calls, and programs see in MAPFLOW_TASK_NAME), parameters and body as written,
-// without comments and layout (lang.Func.Canon: an expression's text;
-// exec's program and argument template; python's or serve's call); the path and content of
-// every shipped file (python(...)'s module is shipped, so its content counts); and
-// $MAPFLOW_CACHE_SALT when set. Each task adds its parameter set: the function's parameters
-// only (keys it does not take cannot change its result), each as the catalog writes it, JSON
-// with sorted keys, so 1 and 1.0 are one value, as JSON has one number (a function that asks
-// a value's type, type(x), can tell them apart: caching such a function treats them as one).
-// Not in the key: the job's name, env, retries, timeout and combiner, and a program outside
-// the shipped files but by its path.
+// python(FILE) calls), parameters and body as written, without comments and layout
+// (lang.Func.Canon: an expression's text; exec's program and argument template; python's or
+// serve's call); the path and content of every shipped file (python(...)'s module is shipped,
+// so its content counts); and $MAPFLOW_CACHE_SALT when set. Each task adds its parameter set:
+// the function's parameters only (keys it does not take cannot change its result), each as the
+// catalog writes it, JSON with sorted keys, and what that JSON does not tell (whether a number
+// is an integer or a float: 1 and 1.0 are two values; a string's bytes that are not UTF-8).
+// Not in the key: the job's name, env, retries, timeout and combiner, environment variables
+// (MAPFLOW_TASK_NAME and the like included), and a program outside the shipped files but by
+// its path.
 type CacheKeyer struct {
 	job    []byte // the job part's hash
 	params []string
@@ -112,9 +112,7 @@ func writeParams(h hash.Hash, names []string, set map[string]any) error {
 			if buf, err = AppendJSON(buf, v); err != nil {
 				return fmt.Errorf("cache key: parameter %s: %w", name, err)
 			}
-			// JSON writes each byte of a string that is not UTF-8 as U+FFFD, but a program
-			// gets the bytes: they enter the key as they are.
-			buf = appendInvalidUTF8(buf, v)
+			buf = appendTypeDetail(buf, v)
 		}
 		buf = append(buf, 0)
 		h.Write(buf)
@@ -122,23 +120,35 @@ func writeParams(h hash.Hash, names []string, set map[string]any) error {
 	return nil
 }
 
-// appendInvalidUTF8 appends, for each string in v (keys included) that is not valid UTF-8, its
-// bytes with their length, in the order AppendJSON writes them; nothing when all are valid.
-func appendInvalidUTF8(b []byte, v any) []byte {
-	if !hasInvalidUTF8(v) {
+// appendTypeDetail appends what JSON does not tell of v, when there is any: for each number in
+// the order AppendJSON writes them, whether it is an integer or a float (1 and 1.0 are one
+// JSON number, but an expression computes with them differently: 10^17 * 1000 wraps around as
+// an integer, and % takes integers only), and, for each string (keys included) that is not
+// valid UTF-8, its bytes with their length (JSON writes each such byte as U+FFFD, but a
+// program gets the bytes). Values with neither a float nor such a string append nothing.
+func appendTypeDetail(b []byte, v any) []byte {
+	if !hasTypeDetail(v) {
 		return b
 	}
+	return appendDetail(b, v)
+}
+
+func appendDetail(b []byte, v any) []byte {
 	switch v := v.(type) {
+	case float64, float32:
+		b = append(b, 'f')
+	case int, int64, int32, uint, uint64, json.Number:
+		b = append(b, 'i')
 	case string:
 		if !utf8.ValidString(v) {
-			b = append(b, 1)
+			b = append(b, 's')
 			b = strconv.AppendInt(b, int64(len(v)), 10)
 			b = append(b, ':')
 			b = append(b, v...)
 		}
 	case []any:
 		for _, e := range v {
-			b = appendInvalidUTF8(b, e)
+			b = appendDetail(b, e)
 		}
 	case map[string]any:
 		keys := make([]string, 0, len(v))
@@ -147,23 +157,26 @@ func appendInvalidUTF8(b []byte, v any) []byte {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			b = appendInvalidUTF8(b, k)
-			b = appendInvalidUTF8(b, v[k])
+			b = appendDetail(b, k)
+			b = appendDetail(b, v[k])
 		}
 	}
 	return b
 }
 
-// hasInvalidUTF8 tells whether a string in v (keys included) is not valid UTF-8.
-func hasInvalidUTF8(v any) bool {
+// hasTypeDetail tells whether v holds a float, or a string (keys included) that is not valid
+// UTF-8.
+func hasTypeDetail(v any) bool {
 	switch v := v.(type) {
+	case float64, float32:
+		return true
 	case string:
 		return !utf8.ValidString(v)
 	case []any:
-		return slices.ContainsFunc(v, hasInvalidUTF8)
+		return slices.ContainsFunc(v, hasTypeDetail)
 	case map[string]any:
 		for k, e := range v {
-			if !utf8.ValidString(k) || hasInvalidUTF8(e) {
+			if !utf8.ValidString(k) || hasTypeDetail(e) {
 				return true
 			}
 		}

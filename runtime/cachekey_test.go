@@ -53,7 +53,6 @@ func TestCacheKey(t *testing.T) {
 		{"the job name", "job b\n" + base[len("job a\n"):], files, set},
 		{"a comment, retries, timeout and the combiner", "# a comment\n" + base + "retries 2\ntimeout 5s\ncombine len(results)\n", files, set},
 		{"a key the function does not take", base, files, map[string]any{"x": 1, "y": set["y"], "z": 9}},
-		{"1.0 for 1", base, files, map[string]any{"x": 1.0, "y": set["y"]}},
 	}
 	for _, c := range same {
 		if got := keyOf(t, c.src, c.files, c.params); got != want {
@@ -74,6 +73,8 @@ func TestCacheKey(t *testing.T) {
 		{"a shipped file's content", base, map[string]string{"run.sh": "echo $2"}, set},
 		{"the function's name", "job a\nfunc g(x, y) = exec(\"sh\", \"run.sh\", x, y)\nship \"run.sh\"\nparams [{x: 1, y: 2}]\n", files, set},
 		{"a string's bytes that are not UTF-8", base, files, map[string]any{"x": "a\xffb", "y": set["y"]}},
+		{"1.0 for 1", base, files, map[string]any{"x": 1.0, "y": set["y"]}},
+		{"a float for an integer inside a list", base, files, map[string]any{"x": 1, "y": []any{1.0, map[string]any{"b": 1, "a": 2}}}},
 	}
 	for _, c := range differ {
 		if got := keyOf(t, c.src, c.files, c.params); got == want {
