@@ -602,7 +602,7 @@ func resolveShip(dir, rel string, staged bool) (Ship, string, string) {
 		return Ship{}, "looked for " + abs, fmt.Sprintf("cannot ship %q: %v", rel, unwrapPathError(err))
 	}
 	if !st.IsDir() && !st.Mode().IsRegular() {
-		return Ship{}, "ship regular files and directories", fmt.Sprintf("cannot ship %q: it is %s", rel, fileKind(st.Mode()))
+		return Ship{}, "ship regular files and directories", fmt.Sprintf("cannot ship %q: it is %s", rel, FileKind(st.Mode()))
 	}
 	// The check above is of the text; symbolic links are checked where they lead.
 	if detail, problem := checkLinks(dir, abs, rel, st.IsDir()); problem != "" {
@@ -641,7 +641,7 @@ func checkLinks(dir, abs, rel string, isDir bool) (detail, problem string) {
 		}
 		name := filepath.ToSlash(filepath.Join(rel, strings.TrimPrefix(p, abs+string(filepath.Separator))))
 		if t := d.Type(); t&(fs.ModeSymlink|fs.ModeDir) == 0 && !t.IsRegular() {
-			detail, problem = "ship regular files and directories", fmt.Sprintf("%s, shipped with %q, is %s", name, rel, fileKind(t))
+			detail, problem = "ship regular files and directories", fmt.Sprintf("%s, shipped with %q, is %s", name, rel, FileKind(t))
 			return filepath.SkipAll
 		}
 		if d.Type()&fs.ModeSymlink == 0 {
@@ -661,9 +661,11 @@ func checkLinks(dir, abs, rel string, isDir bool) (detail, problem string) {
 	return detail, problem
 }
 
-// fileKind names the kind of a file that is not regular.
-func fileKind(m fs.FileMode) string {
+// FileKind names the kind of a file that is not a regular one: "a named pipe", "a directory".
+func FileKind(m fs.FileMode) string {
 	switch {
+	case m.IsDir():
+		return "a directory"
 	case m&fs.ModeNamedPipe != 0:
 		return "a named pipe"
 	case m&fs.ModeSocket != 0:

@@ -467,24 +467,9 @@ func OpenRegular(path string) (*os.File, error) {
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(st.Mode()))
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, lang.FileKind(st.Mode()))
 	}
 	return f, nil
-}
-
-// fileKind names the kind of file a mode is.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "not a plain file"
 }
 
 // startErrorClass names the exception for a program that could not start.
