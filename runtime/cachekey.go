@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"slices"
@@ -85,24 +84,23 @@ func (k *CacheKeyer) PartsJSON() []byte {
 // cache_index, which a run writes in key order: its new entries gather in one region instead
 // of landing all over the index.
 func (k *CacheKeyer) Key(params map[string]any) (string, error) {
-	h := sha256.New()
-	h.Write(k.job)
-	if err := writeParams(h, k.params, params); err != nil {
+	var space [256]byte
+	buf, err := appendParams(append(space[:0], k.job...), k.params, params)
+	if err != nil {
 		return "", err
 	}
-	var sum [sha256.Size]byte
+	sum := sha256.Sum256(buf)
 	var out [64]byte
 	hex.Encode(out[:16], k.job[:8])
-	hex.Encode(out[16:], h.Sum(sum[:0])[:24])
+	hex.Encode(out[16:], sum[:24])
 	return string(out[:]), nil
 }
 
-// writeParams writes the named parameters of set to h as canonical JSON: in the function's
-// order, objects with sorted keys.
-func writeParams(h hash.Hash, names []string, set map[string]any) error {
-	var buf []byte
+// appendParams appends the named parameters of set as canonical JSON: in the function's
+// order, objects with sorted keys, each followed by what JSON does not tell of it.
+func appendParams(buf []byte, names []string, set map[string]any) ([]byte, error) {
 	for _, name := range names {
-		buf = append(buf[:0], name...)
+		buf = append(buf, name...)
 		buf = append(buf, 0)
 		v, ok := set[name]
 		if !ok {
@@ -110,14 +108,13 @@ func writeParams(h hash.Hash, names []string, set map[string]any) error {
 		} else {
 			var err error
 			if buf, err = AppendJSON(buf, v); err != nil {
-				return fmt.Errorf("cache key: parameter %s: %w", name, err)
+				return nil, fmt.Errorf("cache key: parameter %s: %w", name, err)
 			}
 			buf = appendTypeDetail(buf, v)
 		}
 		buf = append(buf, 0)
-		h.Write(buf)
 	}
-	return nil
+	return buf, nil
 }
 
 // appendTypeDetail appends what JSON does not tell of v, when there is any: for each number in
