@@ -514,14 +514,14 @@ func (c *Catalog) PutLogs(ctx context.Context, logs []Log) error {
 // Tasks calls fn for each task row of the job in task_index order. The rows are streamed: fn
 // runs while the query is open, and an error from fn stops it and is returned as it is.
 func (c *Catalog) Tasks(ctx context.Context, jobID string, fn func(*Task) error) error {
-	return c.eachTask(ctx, "tasks", `SELECT `+taskColumns+` FROM tasks
+	return c.eachTask(ctx, "tasks of job "+jobID, `SELECT `+taskColumns+` FROM tasks
 		WHERE job_id = ? ORDER BY task_index`, []any{jobID}, fn)
 }
 
 // Attempts calls fn for each earlier (failed) attempt of the job's tasks, in task_index then
 // attempt order, streamed as Tasks does.
 func (c *Catalog) Attempts(ctx context.Context, jobID string, fn func(*Task) error) error {
-	return c.eachTask(ctx, "task attempts", `SELECT `+taskColumns+` FROM task_attempts
+	return c.eachTask(ctx, "task attempts of job "+jobID, `SELECT `+taskColumns+` FROM task_attempts
 		WHERE job_id = ? ORDER BY task_index, attempt`, []any{jobID}, fn)
 }
 
@@ -559,30 +559,25 @@ func (c *Catalog) SelectTasks(ctx context.Context, where, order string, limit in
 	return c.eachTask(ctx, "tasks", q, args, fn)
 }
 
+// eachTask streams the rows of query to fn; what names them in errors.
 func (c *Catalog) eachTask(ctx context.Context, what, query string, args []any, fn func(*Task) error) error {
-	jobID := "*"
-	if len(args) > 0 {
-		if s, ok := args[0].(string); ok {
-			jobID = s
-		}
-	}
 	rows, err := c.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("read %s of job %s: %w", what, jobID, err)
+		return fmt.Errorf("read %s: %w", what, err)
 	}
 	defer rows.Close()
 	var sc taskScanner
 	for rows.Next() {
 		t, err := sc.scan(rows)
 		if err != nil {
-			return fmt.Errorf("read %s of job %s: %w", what, jobID, err)
+			return fmt.Errorf("read %s: %w", what, err)
 		}
 		if err := fn(t); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read %s of job %s: %w", what, jobID, err)
+		return fmt.Errorf("read %s: %w", what, err)
 	}
 	return nil
 }
@@ -780,8 +775,7 @@ func (c *Catalog) CacheHits(ctx context.Context, jobID string, keys []string) (m
 		if err := rows.Scan(&key, &job, &index, &runTime, &result, &from); err != nil {
 			return nil, fmt.Errorf("look up cached tasks: %w", err)
 		}
-		hits[key] = NewCacheHit(&Task{JobID: job, Index: int(index),
-			RunTime: runTime.Float64, Result: result, CachedFrom: from.String})
+		hits[key] = CacheHit{From: sourceOf(job, index, from.String), RunTime: runTime.Float64, Result: result}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("look up cached tasks: %w", err)
@@ -789,16 +783,13 @@ func (c *Catalog) CacheHits(ctx context.Context, jobID string, keys []string) (m
 	return hits, nil
 }
 
-// NewCacheHit is the hit on t, a Completed task.
-func NewCacheHit(t *Task) CacheHit {
-	h := CacheHit{From: t.CachedFrom, RunTime: t.RunTime, Result: t.Result}
-	if h.RunTime == 0 && !t.Start.IsZero() && !t.End.IsZero() {
-		h.RunTime = t.End.Sub(t.Start).Seconds()
+// sourceOf is the cached_from of a task that reuses task index of job: that task's own source
+// when it was cached itself (cachedFrom), else the task.
+func sourceOf(job string, index int64, cachedFrom string) string {
+	if cachedFrom != "" {
+		return cachedFrom
 	}
-	if h.From == "" {
-		h.From = t.JobID + "/" + strconv.Itoa(t.Index)
-	}
-	return h
+	return job + "/" + strconv.FormatInt(index, 10)
 }
 
 // IndexCacheRuns adds to cache_index the keys of the runs, other than except, that recorded
@@ -899,7 +890,6 @@ func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int, 
 		}
 		defer rows.Close()
 		vals := make([]driver.Value, 5)
-		prefix := jobID + "/"
 		for {
 			if err := rows.Next(vals); err == io.EOF {
 				break
@@ -918,9 +908,7 @@ func (c *Catalog) PeerTasks(ctx context.Context, jobID string, from, limit int, 
 			case []byte:
 				t.Hit.Result = append([]byte(nil), r...)
 			}
-			if t.Hit.From = text(vals[4]); t.Hit.From == "" {
-				t.Hit.From = prefix + strconv.FormatInt(index, 10)
-			}
+			t.Hit.From = sourceOf(jobID, index, text(vals[4]))
 			out = append(out, t)
 		}
 		return nil
