@@ -134,15 +134,11 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 	}
 	if len(misses) > 0 && !d.indexed {
 		d.indexed = true
-		if err := d.cat.IndexCacheRuns(ctx, d.row.CacheParts, d.row.ID); err != nil && d.cacheErr == nil && ctx.Err() == nil {
-			d.cacheErr = err
-		}
+		d.noteCacheErr(ctx, d.cat.IndexCacheRuns(ctx, d.row.CacheParts, d.row.ID))
 	}
 	if len(misses) > 0 {
 		hits, err := d.cat.CacheHits(ctx, d.row.ID, misses)
-		if err != nil && d.cacheErr == nil && ctx.Err() == nil {
-			d.cacheErr = err
-		}
+		d.noteCacheErr(ctx, err)
 		for i := range items {
 			if h, ok := hits[items[i].key]; ok && items[i].kind == itemPlan && items[i].key != "" {
 				items[i].kind, items[i].hit = itemCached, h
@@ -160,6 +156,13 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 		}
 	}
 	return run
+}
+
+// noteCacheErr keeps the first failure of the cache, for the job's error: its tasks run.
+func (d *driver) noteCacheErr(ctx context.Context, err error) {
+	if err != nil && d.cacheErr == nil && ctx.Err() == nil {
+		d.cacheErr = err
+	}
 }
 
 // peerRun reads the Completed tasks of the last run of the same job part in task order, a
