@@ -62,9 +62,11 @@ type Report struct {
 	// (resumed) an earlier one; Caching says the run looked them up.
 	NumCached int
 	Caching   bool
-	// MapResults holds every task's result in params order; nil for a task that failed or
-	// did not run.
+	// MapResults holds the results of the first ShownResults tasks in params order; nil for
+	// a task that failed or did not run. NumResults is how many tasks there are in all: the
+	// catalog has every result.
 	MapResults []any
+	NumResults int
 	Combined   any   // the combiner's result; nil without a combiner or when it failed
 	CombineErr error // the combiner's failure
 }
@@ -105,7 +107,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, b Backend, job *lang.Job, en
 		row.NumTasks = n // known before the tasks are: status shows it while the job runs
 	}
 	row.Cache = cacheMode(job, opts.Cache)
-	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts}
+	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, res: newResults(combinerReads(job))}
 	if err := d.setupCache(); err != nil {
 		return nil, err
 	}
@@ -136,9 +138,13 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	}
 
 	var earlier doneSet
+	res := newResults(combinerReads(job))
 	err = cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
 		if t.Status == string(Completed) {
-			earlier.add(t.Index, DecodeJSON(t.Result))
+			earlier.add(t.Index)
+			if res.keeps(t.Index) {
+				res.set(t.Index, DecodeJSON(t.Result))
+			}
 			if t.CachedFrom != "" {
 				earlier.cached++
 			}
@@ -152,7 +158,7 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	// A job whose driver died mid-run may have remote work going on to re-attach to; a job
 	// that ended (Failed, Canceled) is finished by running its unfinished tasks afresh.
 	reattach := !Status(row.Status).Final() && row.BackendState != nil
-	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, earlier: &earlier, reattach: reattach}
+	d := &driver{cat: cat, backend: b, job: job, env: env, row: row, opts: opts, res: res, earlier: &earlier, reattach: reattach}
 	started := row.CacheParts
 	if err := d.setupCache(); err != nil {
 		return nil, fmt.Errorf("resume %s: %w", row.ID, err)
@@ -260,13 +266,12 @@ func checkDriverGone(row *catalog.Job) error {
 
 // doneSet holds the tasks a resumed job completed before.
 type doneSet struct {
-	bits    []uint64
-	results []any
-	n       int
-	cached  int // how many of them reused an earlier run's result
+	bits   []uint64
+	n      int
+	cached int // how many of them reused an earlier run's result
 }
 
-func (s *doneSet) add(i int, v any) {
+func (s *doneSet) add(i int) {
 	for i/64 >= len(s.bits) {
 		s.bits = append(s.bits, 0)
 	}
@@ -274,10 +279,6 @@ func (s *doneSet) add(i int, v any) {
 		s.n++
 	}
 	s.bits[i/64] |= 1 << (i % 64)
-	if i >= len(s.results) {
-		s.results = growTo(s.results, i+1)
-	}
-	s.results[i] = v
 }
 
 func (s *doneSet) has(i int) bool {
@@ -299,6 +300,7 @@ type driver struct {
 	row     *catalog.Job
 	opts    Options
 	earlier *doneSet // tasks completed before a resume; nil for a new job
+	res     *results // the map results: the first ones, or all for a combiner that reads them
 	// notStartedFrom is the first task a canceled run stopped reading the params at, with no
 	// row written for it or any after it; -1 when every task has a row.
 	notStartedFrom int
@@ -355,7 +357,7 @@ func (d *driver) execute(ctx context.Context, cancel context.CancelCauseFunc) (r
 	// A backend whose work goes on without its driver is left running when the catalog fails:
 	// its results stay in its store, for `mapflow resume` to fetch once the catalog mends.
 	_, detach := d.backend.(Reattacher)
-	rec = newRecorder(d.row.ID, d.cat, d.opts.Progress, func(err error) {
+	rec = newRecorder(d.row.ID, d.cat, d.res, d.opts.Progress, func(err error) {
 		if detach {
 			cancel(fmt.Errorf("%w: %w (%w)", errCatalog, err, ErrDetached))
 			return
@@ -363,8 +365,6 @@ func (d *driver) execute(ctx context.Context, cancel context.CancelCauseFunc) (r
 		cancel(fmt.Errorf("%w: %w", errCatalog, err))
 	})
 	if d.earlier != nil {
-		rec.results = growTo(nil, len(d.earlier.results))
-		copy(rec.results, d.earlier.results)
 		rec.earlierDone = d.earlier.n
 		rec.total = d.earlier.n
 		rec.cached = d.earlier.cached
@@ -414,7 +414,8 @@ func (d *driver) decide(parent, ctx context.Context, rec *recorder, backendErr, 
 		NumDone:    rec.earlierDone + rec.finished - rec.failed - rec.canceled,
 		NumCached:  rec.cached,
 		Caching:    d.reuse,
-		MapResults: rec.results,
+		MapResults: d.res.shown(),
+		NumResults: d.res.len(),
 	}}
 	switch {
 	case rec.writeErr != nil:
@@ -457,7 +458,7 @@ func (d *driver) decide(parent, ctx context.Context, rec *recorder, backendErr, 
 // row; Ctrl-C while it runs cancels the job.
 func (d *driver) combineResults(parent context.Context, rec *recorder, o *outcome) {
 	r := o.report
-	r.Combined, r.CombineErr = d.combine(parent, rec.results)
+	r.Combined, r.CombineErr = d.combine(parent, d.res)
 	if r.CombineErr == nil {
 		if d.row.Result, r.CombineErr = MarshalJSON(r.Combined); r.CombineErr != nil {
 			r.CombineErr = fmt.Errorf("the combined result cannot be stored as JSON: %w", r.CombineErr)
@@ -644,32 +645,43 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
+// combinerReads tells whether job's combiner reads the tasks' results, so that the driver must
+// keep them all until the run ends.
+func combinerReads(job *lang.Job) bool {
+	c := job.Combine
+	return c != nil && (c.Warm != nil || c.Uses("results") || c.Uses("tasks"))
+}
+
 // combine evaluates the combiner over the successful results in order and, when it reads
 // them, every task's result by name.
-func (d *driver) combine(ctx context.Context, results []any) (v any, err error) {
+func (d *driver) combine(ctx context.Context, res *results) (v any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			v, err = nil, fmt.Errorf("internal error in the evaluator: %v", p)
 		}
 	}()
 	if spec := d.job.Combine.Warm; spec != nil {
-		return d.combinePython(ctx, spec, results)
+		return d.combinePython(ctx, spec, res)
 	}
 	vars := map[string]any{}
 	if d.job.Combine.Uses("results") {
-		ok := make([]any, 0, len(results))
-		for _, r := range results {
-			if r != nil {
-				ok = append(ok, r)
+		n := 0
+		res.each(func(_ int, v any) {
+			if v != nil {
+				n++
 			}
-		}
+		})
+		ok := make([]any, 0, n)
+		res.each(func(_ int, v any) {
+			if v != nil {
+				ok = append(ok, v)
+			}
+		})
 		vars["results"] = ok
 	}
 	if d.job.Combine.Uses("tasks") {
-		tasks := make(map[string]any, len(results))
-		for i, r := range results {
-			tasks[TaskName(d.job.Func.Name, i)] = r
-		}
+		tasks := make(map[string]any, res.len())
+		res.each(func(i int, v any) { tasks[TaskName(d.job.Func.Name, i)] = v })
 		vars["tasks"] = tasks
 	}
 	return d.job.Combine.EvalContext(ctx, vars)
@@ -677,13 +689,13 @@ func (d *driver) combine(ctx context.Context, results []any) (v any, err error) 
 
 // combinePython calls a Python combiner with the name of each task that gave a result as a
 // keyword argument, its result as the value, in a worker process of its own on this machine.
-func (d *driver) combinePython(ctx context.Context, spec *lang.Warm, results []any) (any, error) {
-	kwargs := make(map[string]any, len(results))
-	for i, r := range results {
-		if r != nil {
-			kwargs[TaskName(d.job.Func.Name, i)] = r
+func (d *driver) combinePython(ctx context.Context, spec *lang.Warm, res *results) (any, error) {
+	kwargs := make(map[string]any)
+	res.each(func(i int, v any) {
+		if v != nil {
+			kwargs[TaskName(d.job.Func.Name, i)] = v
 		}
-	}
+	})
 	root, err := os.MkdirTemp("", "mapflow-combine-")
 	if err != nil {
 		return nil, err

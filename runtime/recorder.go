@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -90,7 +89,7 @@ type batch struct {
 func (b *batch) empty() bool { return len(b.tasks) == 0 && len(b.attempts) == 0 && len(b.logs) == 0 }
 
 // recorder turns planned tasks and backend events into catalog rows, batching the writes, and
-// keeps the map results for the report. Report and plan are safe for concurrent use; all the
+// keeps the map results that the report and the combiner need. Report and plan are safe for concurrent use; all the
 // rest runs on the recorder's own goroutine (loop), and the catalog writes on a writer
 // goroutine, so evaluating, building rows and writing them overlap.
 type recorder struct {
@@ -114,7 +113,7 @@ type recorder struct {
 	writes       chan *batch
 	free         chan *batch
 	writerDone   chan struct{}
-	results      []any
+	res          *results
 	earlierDone  int // tasks Completed in an earlier run of the job (resume)
 	finished     int
 	failed       int
@@ -128,9 +127,10 @@ type recorder struct {
 	writeErr error // set by the writer goroutine; read after writerDone
 }
 
-func newRecorder(jobID string, st store, progress func(Counts), onError func(error)) *recorder {
+func newRecorder(jobID string, st store, res *results, progress func(Counts), onError func(error)) *recorder {
 	r := &recorder{
 		jobID:      jobID,
+		res:        res,
 		st:         st,
 		progress:   progress,
 		onError:    onError,
@@ -281,7 +281,9 @@ func (r *recorder) apply(it *item, now time.Time) {
 			Status: string(Completed), Result: it.hit.Result, CacheKey: it.key,
 			CachedFrom: it.hit.From, RunTime: it.hit.RunTime,
 		})
-		r.setResult(it.index, DecodeJSON(it.hit.Result))
+		if r.res.keeps(it.index) {
+			r.res.set(it.index, DecodeJSON(it.hit.Result))
+		}
 	case itemUnplanned:
 		r.total++
 		r.finished++
@@ -318,7 +320,7 @@ func (r *recorder) apply(it *item, now time.Time) {
 		r.finished++
 		switch Status(row.Status) {
 		case Completed:
-			r.setResult(it.index, it.res.Value)
+			r.res.set(it.index, it.res.Value)
 		case Failed:
 			r.failed++
 			r.addCause(it.res)
@@ -445,24 +447,6 @@ func (r *recorder) addLogs(res *Result) {
 	}
 }
 
-func (r *recorder) setResult(index int, v any) {
-	if index >= len(r.results) {
-		r.results = growTo(r.results, index+1)
-	}
-	r.results[index] = v
-}
-
-// growTo extends s with nils to length n.
-func growTo(s []any, n int) []any {
-	if n <= len(s) {
-		return s
-	}
-	if n > cap(s) {
-		s = slices.Grow(s, max(n, 2*cap(s))-len(s))
-	}
-	return s[:n]
-}
-
 func (r *recorder) markDirty(st *taskState, now time.Time) {
 	st.gen++
 	st.flushed = false
@@ -584,7 +568,7 @@ func (r *recorder) finish(now time.Time) {
 	r.send(true)
 	close(r.writes)
 	<-r.writerDone
-	r.results = growTo(r.results, r.total)
+	r.res.grow(r.total)
 	r.maybeProgress(now, true)
 }
 

@@ -65,7 +65,7 @@ func planItems(from, to int) []item {
 func TestRecorderWritesFastTasksOnce(t *testing.T) {
 	const n = 50000
 	var st fakeStore
-	rec := newRecorder("j", &st, nil, nil)
+	rec := newRecorder("j", &st, newResults(true), nil, nil)
 	rec.start()
 	for i := 0; i < n; i += 100 {
 		rec.plan(planItems(i, i+100))
@@ -79,8 +79,8 @@ func TestRecorderWritesFastTasksOnce(t *testing.T) {
 		t.Errorf("PutTasks got %d rows for %d tasks in %d calls", st.rows, len(st.tasks), st.puts)
 	}
 	for i := 0; i < n; i++ {
-		if rec.results[i] != i || st.tasks[i].Status != "Completed" {
-			t.Fatalf("task %d: result %v status %s", i, rec.results[i], st.tasks[i].Status)
+		if rec.res.at(i) != i || st.tasks[i].Status != "Completed" {
+			t.Fatalf("task %d: result %v status %s", i, rec.res.at(i), st.tasks[i].Status)
 		}
 	}
 	t.Logf("%d rows in %d PutTasks calls", st.rows, st.puts)
@@ -90,7 +90,7 @@ func TestRecorderWritesSlowTasksAsTheyGo(t *testing.T) {
 	var st fakeStore
 	var mu sync.Mutex
 	var last [3]int
-	rec := newRecorder("j", &st, func(c Counts) {
+	rec := newRecorder("j", &st, newResults(false), func(c Counts) {
 		mu.Lock()
 		last = [3]int{c.Done, c.Failed, c.Total}
 		mu.Unlock()
@@ -139,7 +139,7 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func BenchmarkRecorder(b *testing.B) {
 	var st fakeStore
-	rec := newRecorder("j", &st, nil, nil)
+	rec := newRecorder("j", &st, newResults(false), nil, nil)
 	st.tasks = map[int]catalog.Task{}
 	rec.start()
 	b.ResetTimer()

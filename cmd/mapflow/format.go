@@ -90,16 +90,17 @@ func decodeJSON(data []byte) any {
 	return v
 }
 
-// maxShown is how many map results `run` and `wait` print before eliding the rest.
-const maxShown = 1000
-
-// formatResults formats map results, eliding past maxShown.
-func formatResults(results []any) string {
-	if len(results) <= maxShown {
+// formatResults formats the first map results of a job of total tasks, saying how many more
+// there are past them.
+func formatResults(results []any, total int) string {
+	if total <= len(results) {
 		return formatValue(results)
 	}
-	s := formatValue(results[:maxShown])
-	return fmt.Sprintf("%s, ... %d more]", s[:len(s)-1], len(results)-maxShown)
+	s := formatValue(results)
+	if len(results) == 0 {
+		return fmt.Sprintf("[... %d more]", total)
+	}
+	return fmt.Sprintf("%s, ... %d more]", s[:len(s)-1], total-len(results))
 }
 
 // table is rows of cells to print as an aligned table, CSV or JSON.

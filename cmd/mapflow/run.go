@@ -120,7 +120,7 @@ func (a *app) finishRun(report *rt.Report, err error) error {
 		cached = report.NumCached
 	}
 	a.printOutcome(report.JobID, report.Name, report.Status, report.NumTasks, report.NumDone,
-		report.NumFailed, cached, report.MapResults, report.Combined, report.CombineErr)
+		report.NumFailed, cached, report.MapResults, report.NumResults, report.Combined, report.CombineErr)
 	if err != nil {
 		return err
 	}
@@ -137,11 +137,12 @@ func (a *app) finishRun(report *rt.Report, err error) error {
 	}
 }
 
-// printOutcome prints the map results and combined result on stdout and a summary on stderr;
-// cached is how many tasks reused an earlier run's result, or -1 when caching was off.
+// printOutcome prints the first map results (of numResults) and combined result on stdout and
+// a summary on stderr; cached is how many tasks reused an earlier run's result, or -1 when
+// caching was off.
 func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone, numFailed, cached int,
-	results []any, combined any, combineErr error) {
-	fmt.Fprintf(a.stdout, "map results: %s\n", formatResults(results))
+	results []any, numResults int, combined any, combineErr error) {
+	fmt.Fprintf(a.stdout, "map results: %s\n", formatResults(results, numResults))
 	switch {
 	case combineErr != nil:
 		fmt.Fprintf(a.stdout, "result: error: %v\n", combineErr)
@@ -434,7 +435,8 @@ func (a *app) waitCommand() *cobra.Command {
 
 // printStored prints a finished job's outcome from the catalog, as run printed it.
 func (a *app) printStored(ctx context.Context, cat *catalog.Catalog, row *catalog.Job) error {
-	results := make([]any, row.NumTasks)
+	// Only the results printed are held: a job may have millions.
+	results := make([]any, min(row.NumTasks, rt.ShownResults))
 	failed, done, cached := 0, 0, -1
 	if row.Cache == catalog.CacheReuse {
 		cached = 0
@@ -443,8 +445,10 @@ func (a *app) printStored(ctx context.Context, cat *catalog.Catalog, row *catalo
 		if t.CachedFrom != "" && cached >= 0 {
 			cached++
 		}
-		if t.Index < len(results) && t.Status == string(rt.Completed) {
-			results[t.Index] = decodeJSON(t.Result)
+		if t.Status == string(rt.Completed) {
+			if t.Index < len(results) {
+				results[t.Index] = decodeJSON(t.Result)
+			}
 			done++
 		}
 		if t.Status == string(rt.Failed) {
@@ -460,7 +464,7 @@ func (a *app) printStored(ctx context.Context, cat *catalog.Catalog, row *catalo
 		combineErr = errors.New(row.Error)
 	}
 	status := rt.Status(row.Status)
-	a.printOutcome(row.ID, row.Name, status, row.NumTasks, done, failed, cached, results, decodeJSON(row.Result), combineErr)
+	a.printOutcome(row.ID, row.Name, status, row.NumTasks, done, failed, cached, results, row.NumTasks, decodeJSON(row.Result), combineErr)
 	switch {
 	case status == rt.Canceled:
 		return &exitError{code: exitCanceled}
