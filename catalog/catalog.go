@@ -34,8 +34,11 @@ const (
 	busyTimeoutMS = 10000
 	// maxBusyWait bounds how long a write transaction is retried while the file stays busy.
 	maxBusyWait = 2 * time.Minute
-	// cacheKiB is each connection's page cache (PRAGMA cache_size takes -KiB).
-	cacheKiB = 16384
+	// cacheKiB is each connection's page cache (PRAGMA cache_size takes -KiB). Task rows go
+	// in at the end of the tables' B-trees, so a small cache writes them as fast as a large
+	// one: 4 MiB ran the million-task job as fast as 16 MiB and took about 60 MB less RSS
+	// (SQLite's allocations of 16 KiB pages cost it about twice their size).
+	cacheKiB = 4096
 	// readConns caps the read pool.
 	readConns = 4
 )

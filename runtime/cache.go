@@ -123,7 +123,8 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 			continue
 		}
 		if t := d.peer.find(ctx, d, it.index, it.key); t != nil {
-			it.kind, it.hit = itemCached, t.Hit
+			h := t.Hit // t is the peer window's, reused once the window moves on
+			it.kind, it.hit = itemCached, &h
 			found++
 			continue
 		}
@@ -141,7 +142,7 @@ func (d *driver) useCache(ctx context.Context, chunk []Task, items []item) []Tas
 		d.noteCacheErr(ctx, err)
 		for i := range items {
 			if h, ok := hits[items[i].key]; ok && items[i].kind == itemPlan && items[i].key != "" {
-				items[i].kind, items[i].hit = itemCached, h
+				items[i].kind, items[i].hit = itemCached, &h
 				found++
 			}
 		}
