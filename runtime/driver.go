@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -458,6 +459,12 @@ func (d *driver) decide(parent, ctx context.Context, rec *recorder, backendErr, 
 // row; Ctrl-C while it runs cancels the job.
 func (d *driver) combineResults(parent context.Context, rec *recorder, o *outcome) {
 	r := o.report
+	if d.res.len() > combineGCFrom {
+		// The combiner's copy of the results is most of what the heap holds from here on, and
+		// nearly all of it stays live: collecting at 25% growth instead of 100% keeps the
+		// peak near what it truly needs (484 MB of RSS became 383 MB for ten million results).
+		defer debug.SetGCPercent(debug.SetGCPercent(25))
+	}
 	r.Combined, r.CombineErr = d.combine(parent, d.res)
 	if r.CombineErr == nil {
 		if d.row.Result, r.CombineErr = MarshalJSON(r.Combined); r.CombineErr != nil {
@@ -645,6 +652,9 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
+// combineGCFrom is the number of results past which the combiner runs with a tighter GC.
+const combineGCFrom = 1 << 20
+
 // combinerReads tells whether job's combiner reads the tasks' results, so that the driver must
 // keep them all until the run ends.
 func combinerReads(job *lang.Job) bool {
@@ -672,11 +682,16 @@ func (d *driver) combine(ctx context.Context, res *results) (v any, err error) {
 			}
 		})
 		ok := make([]any, 0, n)
-		res.each(func(_ int, v any) {
+		add := func(_ int, v any) {
 			if v != nil {
 				ok = append(ok, v)
 			}
-		})
+		}
+		if d.job.Combine.Uses("tasks") {
+			res.each(add)
+		} else {
+			res.drain(add) // nothing reads the store after this
+		}
 		vars["results"] = ok
 	}
 	if d.job.Combine.Uses("tasks") {

@@ -140,3 +140,22 @@ func (r *results) each(fn func(i int, v any)) {
 		fn(i, r.at(i))
 	}
 }
+
+// drain is each that lets go of the results past the shown ones as it hands them out, so that
+// the combiner's copy of a million results does not sit beside the store's: the store holds
+// only the shown results afterwards.
+func (r *results) drain(fn func(i int, v any)) {
+	for i := range r.n {
+		v := r.at(i)
+		if c, j := i/resultChunk, i%resultChunk; i >= ShownResults && c < len(r.kinds) && r.kinds[c] != nil {
+			if r.kinds[c][j] == kindOther {
+				r.others[r.vals[c][j]] = nil
+			}
+			if j == resultChunk-1 {
+				r.kinds[c], r.vals[c] = nil, nil
+			}
+		}
+		fn(i, v)
+	}
+	r.kinds, r.vals, r.others = nil, nil, nil
+}

@@ -60,3 +60,30 @@ func TestResultsKeepOnlyTheShownOnesWithoutACombiner(t *testing.T) {
 		t.Errorf("shown of three tasks without results: %v", got)
 	}
 }
+
+func TestResultsDrain(t *testing.T) {
+	r := newResults(true)
+	n := 2*resultChunk + 5
+	for i := range n {
+		if i%3 == 0 {
+			r.set(i, []any{i})
+		} else {
+			r.set(i, i)
+		}
+	}
+	got := 0
+	r.drain(func(i int, v any) {
+		want := any(i)
+		if i%3 == 0 {
+			want = []any{i}
+		}
+		if !reflect.DeepEqual(v, want) {
+			t.Fatalf("result %d: %v", i, v)
+		}
+		got++
+	})
+	if got != n || r.kinds != nil || r.others != nil || r.at(ShownResults-2) != ShownResults-2 {
+		t.Errorf("drained %d of %d; the store keeps %d chunks, %d others; shown last %v",
+			got, n, len(r.kinds), len(r.others), r.at(ShownResults-2))
+	}
+}
