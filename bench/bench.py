@@ -5,7 +5,8 @@ the binaries and calls this; see the README's Performance section.
 
 Environment: BENCH_SHORT=1 (small sizes, one run: proves the benchmarks work, in seconds),
 BENCH_RUNS (runs per figure), BENCH_ONLY (comma-separated items: expr, exec, hadoop, slurm, ec2,
-catalog, rss, python, cache), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
+catalog, scale, python, cache), BENCH_SCALE_RUNS (runs of item 6's ten-million-task jobs,
+default 1), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
 BENCH_DASK_RUNS (Dask's runs, default 1: a run of 100,000 tasks takes minutes).
 A ratio is mapflow's time per task over the peer's: below 1.00 mapflow is faster.
 """
@@ -25,6 +26,8 @@ SHORT = bool(os.environ.get("BENCH_SHORT"))
 RUNS = int(os.environ.get("BENCH_RUNS") or (1 if SHORT else 3))
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 N = 20_000 if SHORT else 1_000_000  # expression tasks
+SCALE_N = 200_000 if SHORT else 10_000_000  # item 6's large size
+SCALE_RUNS = int(os.environ.get("BENCH_SCALE_RUNS") or 1)  # its runs: each takes about 40 s
 DASK_N = 2_000 if SHORT else 100_000
 EXEC_N = 50 if SHORT else 1_000
 HADOOP_N = 1_000 if SHORT else 10_000
@@ -412,33 +415,57 @@ def bench_catalog():
     notes.append("5: " + "; ".join(f"{w}: {' '.join(q.split())}" for w, q in QUERIES))
 
 
-# 6. Peak RSS: the 1,000,000-task job with params from a .jsonl file at a quarter, a half and
-#    all of its size (item 1 gives the map(1..N) job's).
-def bench_rss():
-    rss = []
-    for size in (N // 4, N // 2, N):
-        d = os.path.join(OUT, f"rss-{size}")
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(BENCH, "add_file.mf")) as f:
-            src = f.read()
-        mf = os.path.join(d, "add_file.mf")
-        with open(mf, "w") as f:
-            f.write(src)
-        with open(os.path.join(d, "sets.jsonl"), "w") as f:
-            f.writelines(f'{{"x": {i}, "y": {i}}}\n' for i in range(1, size + 1))
-        peak, walls = [], []
-        for _ in range(RUNS):
-            wall, mb, out = measure([MAPFLOW, "--catalog", fresh(os.path.join(d, "catalog.db")), "run", mf], cwd=d)
-            expect(out, rf"^result: {size * (size + 1)}$", "mapflow add_file.mf")
-            peak.append(mb)
+# 6. Scale: the driver's peak RSS and time per task for the x + y job at N and SCALE_N tasks,
+#    without a combiner (params as a range and as a .jsonl file), and with `combine
+#    sum(results)`, which keeps every result until the end.
+def bench_scale():
+    d = os.path.join(OUT, "scale")
+    os.makedirs(d, exist_ok=True)
+    cat = os.path.join(d, "catalog.db")
+
+    def job(name, params, combine=False):
+        path = os.path.join(d, f"{name}.mf")
+        with open(path, "w") as f:
+            f.write(f"job {name}\nenv local {{}}\nfunc add(x, y) = x + y\nparams {params}\n")
+            if combine:
+                f.write("combine sum(results)\n")
+        return path
+
+    def sets(n):
+        path = os.path.join(d, f"sets-{n}.jsonl")
+        with open(path, "w") as f:
+            for lo in range(1, n + 1, 100_000):
+                f.writelines(f'{{"x": {i}, "y": {i}}}\n' for i in range(lo, min(n, lo + 99_999) + 1))
+        return f'file "{os.path.basename(path)}"'
+
+    def run(mf, n, runs, combine=False):
+        walls, peaks = [], []
+        for _ in range(runs):
+            wall, mb, out = measure([MAPFLOW, "--catalog", fresh(cat), "run", mf], cwd=d)
+            expect(out, rf"^result: {n * (n + 1) if combine else 'null'}$", os.path.basename(mf))
             walls.append(wall)
-        rss.append((size, med(peak), med(walls)))
-        shutil.rmtree(d)
-    (q, rq, _), (h, rh, _), (f, rf, wf) = rss
-    row(f"6. mapflow run, params file, {q:,} tasks", q, None, rq)
-    row(f"   mapflow run, params file, {h:,} tasks", h, None, rh)
-    row(f"   mapflow run, params file, {f:,} tasks", f, wf, rf, None,
-        f"x{rf / rq:.2f} RSS for x4 tasks {aim(rf, '<', 512, ' MB')}".strip())
+            peaks.append(mb)
+        return med(walls), max(peaks)
+
+    def aims(*parts):
+        return "; ".join(p for p in parts if p)
+
+    big = f"{SCALE_N:,}"
+    for label, small_params, big_params in [
+            ("range", f"map(1..{N}, ({{x: #, y: #}}))", f"map(1..{SCALE_N}, ({{x: #, y: #}}))"),
+            (".jsonl file", sets(N), sets(SCALE_N))]:
+        s_secs, s_rss = run(job("scale_small", small_params), N, RUNS)
+        b_secs, b_rss = run(job("scale_big", big_params), SCALE_N, SCALE_RUNS)
+        r = (b_secs / SCALE_N) / (s_secs / N)
+        row(f"6. mapflow run, 'x + y', params {label}, no combiner", N, s_secs, s_rss, None,
+            aim(s_rss, "<=", 128, " MB"))
+        row(f"   the same, {big} tasks", SCALE_N, b_secs, b_rss, r,
+            aims(aim(b_rss, "<=", 256, " MB"), aim(r, "<=", 1.15)))
+    secs, rss = run(job("scale_sum", f"map(1..{SCALE_N}, ({{x: #, y: #}}))", combine=True), SCALE_N, SCALE_RUNS, combine=True)
+    row(f"   the same, {big} tasks, range, combine sum(results)", SCALE_N, secs, rss, None, aim(rss, "<=", 512, " MB"))
+    notes.append(f"6: ratio: time per task at {big} tasks over the time per task at {N:,}; "
+                 f"the {big}-task runs: {SCALE_RUNS} each (BENCH_SCALE_RUNS).")
+    shutil.rmtree(d)
 
 
 # 8. The cache: the 1M-task job run with `cache` and then again fully cached, against the same
@@ -518,7 +545,7 @@ def main():
     print(f"mapflow bench: {'short' if SHORT else 'full'} sizes, {RUNS} run(s) per figure, medians; "
           f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     for item, fn in [("expr", bench_expr), ("exec", bench_exec), ("hadoop", bench_hadoop), ("slurm", bench_slurm),
-                     ("ec2", bench_ec2), ("catalog", bench_catalog), ("rss", bench_rss),
+                     ("ec2", bench_ec2), ("catalog", bench_catalog), ("scale", bench_scale),
                      ("python", bench_python), ("cache", bench_cache)]:
         if want(item):
             t = time.perf_counter()
