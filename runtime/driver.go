@@ -142,7 +142,7 @@ func Resume(ctx context.Context, cat *catalog.Catalog, newBackend func(*lang.Env
 	res := newResults(combinerReads(job))
 	err = cat.Tasks(ctx, row.ID, func(t *catalog.Task) error {
 		if t.Status == string(Completed) {
-			earlier.add(t.Index)
+			earlier.Add(t.Index)
 			if res.keeps(t.Index) {
 				res.set(t.Index, DecodeJSON(t.Result))
 			}
@@ -267,23 +267,8 @@ func checkDriverGone(row *catalog.Job) error {
 
 // doneSet holds the tasks a resumed job completed before.
 type doneSet struct {
-	bits   []uint64
-	n      int
+	IndexSet
 	cached int // how many of them reused an earlier run's result
-}
-
-func (s *doneSet) add(i int) {
-	for i/64 >= len(s.bits) {
-		s.bits = append(s.bits, 0)
-	}
-	if s.bits[i/64]&(1<<(i%64)) == 0 {
-		s.n++
-	}
-	s.bits[i/64] |= 1 << (i % 64)
-}
-
-func (s *doneSet) has(i int) bool {
-	return s != nil && i/64 < len(s.bits) && s.bits[i/64]&(1<<(i%64)) != 0
 }
 
 // saveState writes a backend's re-attach state into the job's row.
@@ -366,9 +351,14 @@ func (d *driver) execute(ctx context.Context, cancel context.CancelCauseFunc) (r
 		cancel(fmt.Errorf("%w: %w", errCatalog, err))
 	})
 	if d.earlier != nil {
-		rec.earlierDone = d.earlier.n
-		rec.total = d.earlier.n
+		rec.earlierDone = d.earlier.Len()
+		rec.total = d.earlier.Len()
 		rec.cached = d.earlier.cached
+	}
+	if !d.reattach {
+		// A re-attaching backend reads every task before it collects a result: it may not
+		// wait for tasks to end.
+		rec.bound()
 	}
 	rec.start()
 
@@ -388,6 +378,7 @@ func (d *driver) execute(ctx context.Context, cancel context.CancelCauseFunc) (r
 		backendErr = d.backend.Run(bctx, d.job, tasks, rec)
 	}
 	close(backendDone)
+	rec.unbind() // the planner may be waiting for tasks that will not end now
 	planErr = <-planDone
 	rec.close()
 	<-rec.done
@@ -564,7 +555,7 @@ func (d *driver) plan(ctx context.Context, tasks chan<- Task, rec *recorder, bac
 			d.notStartedFrom = index
 			return errStopPlanning
 		}
-		if d.earlier.has(index) {
+		if d.earlier != nil && d.earlier.Has(index) {
 			return nil // counted in the recorder's total from the start
 		}
 		var err error

@@ -28,6 +28,15 @@ const (
 	writeEvery    = 50 * time.Millisecond
 	maxQueue      = 1 << 13 // events held before Report blocks the backend
 	progressEvery = 100 * time.Millisecond
+	// maxPendingRows bounds the unfinished tasks with rows: past it, a task waiting to run
+	// gets no Pending row (a remote job stages all its tasks at once, and a million Pending
+	// rows, each rewritten when its task ends, doubled the catalog's work); it gets its row
+	// when it starts or ends.
+	maxPendingRows = 10000
+	// maxLive bounds the tasks planned and not finished: the planner waits for tasks to end
+	// past it, so a backend that takes tasks as fast as it is given them (a remote one stages
+	// them all) does not hold the state of a whole job of millions in the driver.
+	maxLive = 1 << 18
 )
 
 // store is what the recorder writes to: *catalog.Catalog, or a fake in tests.
@@ -71,6 +80,7 @@ type taskState struct {
 	start   time.Time
 	gen     uint32 // bumped on every change of status
 	flushed bool   // the row for the current status has been written
+	hasRow  bool   // some row of it has been written: it counts in rowsLive
 }
 
 // dirty is an entry of the queue of rows waiting for their pendingDelay.
@@ -103,13 +113,19 @@ type recorder struct {
 	notFull sync.Cond
 	queue   []item
 	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
+	// inFlight counts the tasks planned and not finished; plan waits while it is maxLive
+	// (when bounded), until unbound.
+	inFlight  int
+	bounded   bool
+	freedLive int // owned by loop: tasks finished since it last took from inFlight
+	wake      chan struct{}
+	done      chan struct{}
 
 	// Owned by loop.
 	live         map[int]*taskState
 	freeStates   []*taskState // finished states, reused: a fast job allocates none per task
 	pending      []dirty
+	rowsLive     int // unfinished tasks with a row written
 	cur          *batch
 	writes       chan *batch
 	free         chan *batch
@@ -189,16 +205,38 @@ func (r *recorder) Report(ev Event) {
 // plan queues planned tasks; it is called before they are handed to the backend, so their
 // events always come after.
 func (r *recorder) plan(items []item) {
+	k := 0
+	for i := range items {
+		if items[i].kind == itemPlan {
+			k++
+		}
+	}
 	r.mu.Lock()
-	for len(r.queue) >= maxQueue && !r.closed {
+	for (len(r.queue) >= maxQueue || r.bounded && r.inFlight > 0 && r.inFlight+k > maxLive) && !r.closed {
 		r.notFull.Wait()
 	}
+	r.inFlight += k
 	wake := len(r.queue) == 0
 	r.queue = append(r.queue, items...)
 	r.mu.Unlock()
 	if wake {
 		r.signal()
 	}
+}
+
+// bound makes plan wait while maxLive tasks are planned and not finished.
+func (r *recorder) bound() {
+	r.mu.Lock()
+	r.bounded = true
+	r.mu.Unlock()
+}
+
+// unbind ends plan's waits for tasks to finish: once the backend has returned, none will.
+func (r *recorder) unbind() {
+	r.mu.Lock()
+	r.bounded = false
+	r.notFull.Broadcast()
+	r.mu.Unlock()
 }
 
 func (r *recorder) signal() {
@@ -254,6 +292,13 @@ func (r *recorder) loop() {
 				if len(r.cur.tasks) >= maxBatch {
 					r.send(true)
 				}
+			}
+			if r.freedLive > 0 {
+				r.mu.Lock()
+				r.inFlight -= r.freedLive
+				r.notFull.Broadcast()
+				r.mu.Unlock()
+				r.freedLive = 0
 			}
 			spare = items
 			r.flushPending(now)
@@ -314,7 +359,11 @@ func (r *recorder) apply(it *item, now time.Time) {
 			return // a duplicate, or a task this run did not plan
 		}
 		delete(r.live, it.index)
+		r.freedLive++
 		st.gen++ // drops it from the pending queue
+		if st.hasRow {
+			r.rowsLive--
+		}
 		row := r.row(st, it.res)
 		r.cur.tasks = append(r.cur.tasks, row)
 		r.addLogs(it.res)
@@ -464,6 +513,13 @@ func (r *recorder) flushPending(now time.Time) {
 		n++
 		if d.st.gen != d.gen || d.st.flushed {
 			continue
+		}
+		if !d.st.hasRow {
+			if d.st.status == Pending && r.rowsLive >= maxPendingRows {
+				continue
+			}
+			d.st.hasRow = true
+			r.rowsLive++
 		}
 		d.st.flushed = true
 		row := catalog.Task{

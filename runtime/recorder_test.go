@@ -126,6 +126,44 @@ func TestRecorderWritesSlowTasksAsTheyGo(t *testing.T) {
 	}
 }
 
+func TestRecorderBoundsPendingRows(t *testing.T) {
+	const n = maxPendingRows + 5000
+	var st fakeStore
+	rec := newRecorder("j", &st, newResults(false), nil, nil)
+	rec.start()
+	for i := 0; i < n; i += 1000 {
+		rec.plan(planItems(i, i+1000))
+	}
+	count := func(status string) int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		k := 0
+		for _, r := range st.tasks {
+			if r.Status == status {
+				k++
+			}
+		}
+		return k
+	}
+	waitFor(t, func() bool { return count("Pending") == maxPendingRows })
+	time.Sleep(3 * pendingDelay)
+	if got := count("Pending"); got != maxPendingRows {
+		t.Fatalf("%d Pending rows for %d waiting tasks, want %d", got, n, maxPendingRows)
+	}
+	// A task without a row gets its Running row when it starts, past the bound.
+	last := n - 1
+	rec.Report(Event{Kind: TaskStarted, Result: &Result{Index: last, Attempt: 1, Host: "h", Start: time.Now()}})
+	waitFor(t, func() bool { return st.status(last) == "Running" })
+	for i := range n {
+		rec.Report(Event{Kind: TaskFinished, Result: &Result{Index: i, Attempt: 1, Status: Completed, Value: i}})
+	}
+	rec.close()
+	<-rec.done
+	if got := count("Completed"); got != n {
+		t.Errorf("%d Completed rows of %d", got, n)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
