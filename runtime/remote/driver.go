@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/mapflow/mapflow/lang"
@@ -17,6 +18,9 @@ import (
 const (
 	// DefaultPoll is how often the driver looks for new results.
 	DefaultPoll = 250 * time.Millisecond
+	// maxExprChunk is the largest chunk of expression tasks: a million tasks make 100 chunks,
+	// some 300 objects in the store.
+	maxExprChunk = 10000
 	// minGuidedChunk is the smallest chunk guided scheduling makes.
 	minGuidedChunk = 8
 	// stageDelay is how long a partly filled chunk waits for more tasks before it is staged,
@@ -31,7 +35,7 @@ type Driver struct {
 	// JobID names the staging (the manifest's job_id).
 	JobID string
 	// ChunkSize is the most tasks in a chunk, the unit a worker claims; 0 picks one from the
-	// function: 8 for programs, 50 for warm functions, 500 for expressions.
+	// function: 8 for programs, 50 for warm functions, maxExprChunk for expressions.
 	ChunkSize int
 	// Workers is how many workers (threads, in all) will claim chunks; small batches of tasks
 	// are cut into this many chunks so that each gets some. 0 is 1.
@@ -43,6 +47,10 @@ type Driver struct {
 	// Watch, when set, is called at every poll; an error ends Run with that error (the
 	// cluster lost the application, every host died).
 	Watch func(ctx context.Context) error
+
+	// staged is one past the highest task index staged so far: a result line for any other
+	// task (a damaged or foreign results object) is not reported.
+	staged atomic.Int64
 }
 
 // Stage writes the manifest and shipped files: what workers need before any task. envName is
@@ -80,11 +88,18 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	size := d.ChunkSize
 	known := 0 // the job's task count, when the params know it
 	if size <= 0 {
-		size = 500
+		size = maxExprChunk
 		switch {
 		case job.Func.IsExec():
 			size = 8
-		case job.Func.WarmFunc() != nil:
+		case job.Func.WarmFunc() == nil:
+			// An expression takes microseconds: a chunk's cost is its objects (tasks, claim,
+			// results) and their round trips, so chunks are as large as the job allows,
+			// guided when its size is known.
+			if n, ok := job.Params.Count(); ok {
+				known = n
+			}
+		default:
 			// A Python function is anything from microseconds to hours: chunks of up to 500
 			// tasks, smaller and smaller towards the job's end when its size is known, so
 			// that no worker is left with a long tail of slow tasks (guided scheduling);
@@ -105,7 +120,7 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	go func() { stageErr <- d.stage(ctx, tasks, size, known, staged, &chunks) }()
 
 	seen := map[string]bool{}
-	done := map[int]bool{}
+	var done rt.IndexSet
 	total := -1
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
@@ -128,10 +143,10 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 			total = n
 		case <-tick.C:
 		}
-		if err := d.collect(ctx, seen, done, r); err != nil {
+		if err := d.collect(ctx, seen, &done, r); err != nil {
 			return err
 		}
-		if total >= 0 && len(done) >= total {
+		if total >= 0 && done.Len() >= total {
 			return nil
 		}
 		if d.Watch != nil {
@@ -140,7 +155,7 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 					continue
 				}
 				// The workers may have written their last results just before they ended.
-				if cerr := d.collect(ctx, seen, done, r); cerr == nil && total >= 0 && len(done) >= total {
+				if cerr := d.collect(ctx, seen, &done, r); cerr == nil && total >= 0 && done.Len() >= total {
 					return nil
 				}
 				d.cancel()
@@ -211,6 +226,9 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, total
 				}
 			}
 			batch = append(batch, taskLine{Index: t.Index, Name: t.Name, Attempt: t.Attempt, Params: params})
+			if int64(t.Index) >= d.staged.Load() {
+				d.staged.Store(int64(t.Index) + 1)
+			}
 			if len(batch) >= size()*workers {
 				timer.Stop()
 				if err := flush(); err != nil {
@@ -240,21 +258,21 @@ func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporte
 		poll = DefaultPoll
 	}
 	seen := map[string]bool{}
-	done := map[int]bool{}
+	var done rt.IndexSet
 	for {
-		if err := d.collectOnly(ctx, seen, done, want, r); err != nil {
+		if err := d.collectOnly(ctx, seen, &done, want, r); err != nil {
 			return nil, err
 		}
-		if len(done) == len(want) {
+		if done.Len() == len(want) {
 			return nil, nil
 		}
 		if d.Watch != nil {
 			if werr := d.Watch(ctx); werr != nil && ctx.Err() == nil {
-				if err := d.collectOnly(ctx, seen, done, want, r); err != nil {
+				if err := d.collectOnly(ctx, seen, &done, want, r); err != nil {
 					return nil, err
 				}
 				for i, t := range want {
-					if !done[i] {
+					if !done.Has(i) {
 						missing = append(missing, t)
 					}
 				}
@@ -271,17 +289,17 @@ func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporte
 }
 
 // collectOnly is collect for the tasks in want alone.
-func (d *Driver) collectOnly(ctx context.Context, seen map[string]bool, done map[int]bool, want map[int]rt.Task, r rt.Reporter) error {
+func (d *Driver) collectOnly(ctx context.Context, seen map[string]bool, done *rt.IndexSet, want map[int]rt.Task, r rt.Reporter) error {
 	return d.collectFiltered(ctx, seen, done, func(i int) bool { _, ok := want[i]; return ok }, r)
 }
 
 // collect reads the result objects not read before and reports their records.
-func (d *Driver) collect(ctx context.Context, seen map[string]bool, done map[int]bool, r rt.Reporter) error {
-	return d.collectFiltered(ctx, seen, done, nil, r)
+func (d *Driver) collect(ctx context.Context, seen map[string]bool, done *rt.IndexSet, r rt.Reporter) error {
+	return d.collectFiltered(ctx, seen, done, func(i int) bool { return i >= 0 && int64(i) < d.staged.Load() }, r)
 }
 
 // collectFiltered is collect for the tasks that keep says to keep (all when keep is nil).
-func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done map[int]bool, keep func(int) bool, r rt.Reporter) error {
+func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done *rt.IndexSet, keep func(int) bool, r rt.Reporter) error {
 	names, err := d.Store.List(ctx, resultsDir)
 	if err != nil {
 		return fmt.Errorf("list results: %w", err)
@@ -304,14 +322,14 @@ func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done
 		seen[name] = true
 		for i := range lines {
 			l := &lines[i]
-			if done[l.Index] || keep != nil && !keep(l.Index) {
+			if done.Has(l.Index) || keep != nil && !keep(l.Index) {
 				continue // a run of a worker thought lost finished after all, or not asked for
 			}
 			kind := rt.TaskFinished
 			if l.Retry {
 				kind = rt.TaskRetrying
 			} else {
-				done[l.Index] = true
+				done.Add(l.Index)
 			}
 			r.Report(rt.Event{Kind: kind, Result: l.result()})
 		}
