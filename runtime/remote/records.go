@@ -103,19 +103,28 @@ func resultPartObject(n, run, part int) string {
 }
 
 func encodeLines[T any](lines []T) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	var buf []byte
+	var slow bytes.Buffer
+	enc := json.NewEncoder(&slow)
 	enc.SetEscapeHTML(false)
 	for i := range lines {
+		if f, ok := any(&lines[i]).(fastLine); ok {
+			var done bool
+			if buf, done = f.appendFast(buf); done {
+				continue
+			}
+		}
+		slow.Reset()
 		if err := enc.Encode(&lines[i]); err != nil {
 			return nil, err
 		}
+		buf = append(buf, slow.Bytes()...)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 func decodeLines[T any](data []byte) ([]T, error) {
-	var out []T
+	out := make([]T, 0, bytes.Count(data, []byte{'\n'})+1)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<30)
 	for line := 1; sc.Scan(); line++ {
@@ -123,6 +132,11 @@ func decodeLines[T any](data []byte) ([]T, error) {
 			continue
 		}
 		var v T
+		if f, ok := any(&v).(fastLine); ok && f.parseFast(sc.Bytes()) {
+			out = append(out, v)
+			continue
+		}
+		v = *new(T)
 		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
