@@ -1,11 +1,13 @@
 package hadoop
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -49,8 +51,8 @@ func (s *Store) path(name string) string { return path.Join(s.root, path.Clean("
 // refuses to create a file that exists (or is being created): the error wraps fs.ErrExist.
 // Files get the cluster's default replication and block size; privacy comes from the job
 // directory's mode (0700).
-func (s *Store) write(p string, data []byte) error {
-	if len(data) == 0 {
+func (s *Store) write(p string, data io.Reader, n int64) error {
+	if n == 0 {
 		// The NameNode never reports an empty file written by this client complete.
 		return errors.New("refusing to write an empty file")
 	}
@@ -64,7 +66,7 @@ func (s *Store) write(p string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(data); err != nil {
+	if _, err := io.Copy(w, data); err != nil {
 		w.Close()
 		return err
 	}
@@ -86,11 +88,17 @@ func closeWriter(w *hdfs.FileWriter) error {
 // Upload copies the local file to name (replacing it) and returns its HDFS URL, length and
 // modification time in milliseconds: what YARN needs to localize it into a container.
 func (s *Store) Upload(namenode, local, name string) (url string, size, mtime int64, err error) {
-	data, err := os.ReadFile(local)
+	f, err := os.Open(local)
 	if err != nil {
 		return "", 0, 0, err
 	}
-	if err := s.Put(context.Background(), name, data); err != nil {
+	defer f.Close()
+	lfi, err := f.Stat()
+	if err != nil {
+		return "", 0, 0, err
+	}
+	// Streamed: the binary is some 80 MB the driver need not hold.
+	if err := s.put(name, f, lfi.Size()); err != nil {
 		return "", 0, 0, err
 	}
 	p := s.path(name)
@@ -118,11 +126,17 @@ func (s *Store) MakeRoot() error {
 
 // Put implements remote.Store.
 func (s *Store) Put(_ context.Context, name string, data []byte) error {
+	return s.put(name, bytes.NewReader(data), int64(len(data)))
+}
+
+// put writes the n bytes of data to name through a temporary file renamed into place, so
+// that a reader never sees it half written.
+func (s *Store) put(name string, data io.Reader, n int64) error {
 	p := s.path(name)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+"."+hex.EncodeToString(b[:]))
-	if err := s.write(tmp, data); err != nil {
+	if err := s.write(tmp, data, n); err != nil {
 		return fmt.Errorf("hdfs put %s: %w", p, err)
 	}
 	if err := s.c.Rename(tmp, p); err != nil {
@@ -135,7 +149,7 @@ func (s *Store) Put(_ context.Context, name string, data []byte) error {
 // Create implements remote.Store.
 func (s *Store) Create(_ context.Context, name string, data []byte) error {
 	p := s.path(name)
-	if err := s.write(p, data); err != nil {
+	if err := s.write(p, bytes.NewReader(data), int64(len(data))); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("hdfs create %s: %w", p, remote.ErrExist)
 		}
