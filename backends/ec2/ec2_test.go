@@ -177,8 +177,8 @@ func (h *harness) busyHost(ctx context.Context, job string) string {
 		}
 		id := aws.ToString(in.InstanceId)
 		store := ec2.NewStore(h.s3, bucket, "jobs/"+ec2test.Tag(in, ec2.TagStaging))
-		claims, _ := store.List(ctx, "claims")
-		results, _ := store.List(ctx, "results")
+		claims, _ := store.List(ctx, "claims", "")
+		results, _ := store.List(ctx, "results", "")
 		done := map[string]bool{}
 		for _, r := range results {
 			done[strings.TrimSuffix(r, ".jsonl")] = true
@@ -461,7 +461,7 @@ func TestEveryHostLost(t *testing.T) {
 }
 
 // TestStore checks the S3 store's contract on moto: Create refuses a second creator (and of
-// many at once exactly one wins), Get of nothing is ErrNotExist, List lists one level.
+// many at once exactly one wins), Get of nothing is ErrNotExist, List lists one level, from a name on.
 func TestStore(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
@@ -471,11 +471,14 @@ func TestStore(t *testing.T) {
 	}
 	s.Put(ctx, "a/y", []byte("2"))
 	s.Put(ctx, "a/sub/z", []byte("3"))
-	names, err := s.List(ctx, "a")
+	names, err := s.List(ctx, "a", "")
 	if err != nil || strings.Join(names, ",") != "x,y" {
 		t.Errorf("List(a) = %v, %v", names, err)
 	}
-	if names, err := s.List(ctx, "none"); err != nil || len(names) != 0 {
+	if names, err := s.List(ctx, "a", "x"); err != nil || strings.Join(names, ",") != "y" {
+		t.Errorf("List(a, after x) = %v, %v", names, err)
+	}
+	if names, err := s.List(ctx, "none", ""); err != nil || len(names) != 0 {
 		t.Errorf("List(none) = %v, %v", names, err)
 	}
 	if _, err := s.Get(ctx, "a/none"); !isNotExist(err) {

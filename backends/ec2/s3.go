@@ -144,17 +144,21 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 
 // List lists the objects directly under dir, with a delimiter so that deeper keys are
 // skipped on S3's side.
-func (s *Store) List(ctx context.Context, dir string) ([]string, error) {
+func (s *Store) List(ctx context.Context, dir, after string) ([]string, error) {
 	prefix := s.key(dir)
 	if prefix != "" {
 		prefix += "/"
 	}
 	var names []string
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+	in := &s3.ListObjectsV2Input{
 		Bucket:    aws.String(s.bucket),
 		Prefix:    aws.String(prefix),
 		Delimiter: aws.String("/"),
-	})
+	}
+	if after != "" {
+		in.StartAfter = aws.String(prefix + after) // S3 pages from there: a LIST costs what it returns
+	}
+	p := s3.NewListObjectsV2Paginator(s.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

@@ -168,7 +168,7 @@ func (s *Store) Get(_ context.Context, name string) ([]byte, error) {
 }
 
 // List implements remote.Store.
-func (s *Store) List(_ context.Context, dir string) ([]string, error) {
+func (s *Store) List(_ context.Context, dir, after string) ([]string, error) {
 	infos, err := s.c.ReadDir(s.path(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -178,7 +178,7 @@ func (s *Store) List(_ context.Context, dir string) ([]string, error) {
 	}
 	var names []string
 	for _, fi := range infos {
-		if !fi.IsDir() && fi.Name()[0] != '.' {
+		if !fi.IsDir() && fi.Name()[0] != '.' && fi.Name() > after {
 			names = append(names, fi.Name())
 		}
 	}

@@ -21,6 +21,9 @@ const (
 	// maxExprChunk is the largest chunk of expression tasks: a million tasks make 100 chunks,
 	// some 300 objects in the store.
 	maxExprChunk = 10000
+	// minExprChunk is the smallest chunk of expression tasks guided scheduling makes: smaller
+	// ones cost more in claims than they save at the job's end.
+	minExprChunk = 1000
 	// minGuidedChunk is the smallest chunk guided scheduling makes.
 	minGuidedChunk = 8
 	// stageDelay is how long a partly filled chunk waits for more tasks before it is staged,
@@ -51,6 +54,11 @@ type Driver struct {
 	// staged is one past the highest task index staged so far: a result line for any other
 	// task (a damaged or foreign results object) is not reported.
 	staged atomic.Int64
+	// from is the first chunk whose final results object the driver has not read; finals
+	// holds the chunks whose final object it has. Results are listed from chunk from on, so
+	// a poll's LIST costs the chunks in flight, not the job's.
+	from   int
+	finals rt.IndexSet
 }
 
 // Stage writes the manifest and shipped files: what workers need before any task. envName is
@@ -87,6 +95,7 @@ func (d *Driver) Stage(ctx context.Context, job *lang.Job, envName string) error
 func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r rt.Reporter) error {
 	size := d.ChunkSize
 	known := 0 // the job's task count, when the params know it
+	least := minGuidedChunk
 	if size <= 0 {
 		size = maxExprChunk
 		switch {
@@ -97,7 +106,7 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 			// results) and their round trips, so chunks are as large as the job allows,
 			// guided when its size is known.
 			if n, ok := job.Params.Count(); ok {
-				known = n
+				known, least = n, minExprChunk
 			}
 		default:
 			// A Python function is anything from microseconds to hours: chunks of up to 500
@@ -117,7 +126,7 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	staged := make(chan int, 1) // tasks staged so far, sent when planning ends
 	stageErr := make(chan error, 1)
 	chunks := 0 // chunks staged; read once stageErr says the staging ended
-	go func() { stageErr <- d.stage(ctx, tasks, size, known, staged, &chunks) }()
+	go func() { stageErr <- d.stage(ctx, tasks, size, least, known, staged, &chunks) }()
 
 	seen := map[string]bool{}
 	var done rt.IndexSet
@@ -169,18 +178,18 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 // gathered in batches (until size × Workers tasks, stageDelay, or the end of the params) and
 // each batch is cut into at least Workers chunks of at most size tasks, so that a small job
 // still spreads over every worker and a large one is claimed in large pieces.
-func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, total int, staged chan<- int, chunks *int) error {
+func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, minSize, total int, staged chan<- int, chunks *int) error {
 	workers := max(d.Workers, 1)
 	var batch []taskLine
 	n, count := 0, 0
 	defer func() { *chunks = n }()
 	// size is the chunk size for the tasks staged next: maxSize, or with total known, what is
-	// left split among twice the workers, at least minGuidedChunk.
+	// left split among twice the workers, at least minSize.
 	size := func() int {
 		if total <= 0 {
 			return maxSize
 		}
-		return max(min((total-count)/(2*workers), maxSize), minGuidedChunk)
+		return max(min((total-count)/(2*workers), maxSize), minSize)
 	}
 	flush := func() error {
 		size := size()
@@ -300,10 +309,15 @@ func (d *Driver) collect(ctx context.Context, seen map[string]bool, done *rt.Ind
 
 // collectFiltered is collect for the tasks that keep says to keep (all when keep is nil).
 func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done *rt.IndexSet, keep func(int) bool, r rt.Reporter) error {
-	names, err := d.Store.List(ctx, resultsDir)
+	names, err := d.Store.List(ctx, resultsDir, chunkName(d.from))
 	if err != nil {
 		return fmt.Errorf("list results: %w", err)
 	}
+	defer func() {
+		for d.finals.Has(d.from) {
+			d.from++
+		}
+	}()
 	for _, name := range names {
 		if seen[name] {
 			continue
@@ -320,6 +334,9 @@ func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done
 			return fmt.Errorf("read results %s: %w", name, err)
 		}
 		seen[name] = true
+		if c, _, part, _ := parseRunName(name); part == 0 {
+			d.finals.Add(c)
+		}
 		for i := range lines {
 			l := &lines[i]
 			if done.Has(l.Index) || keep != nil && !keep(l.Index) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,7 +157,7 @@ func TestPartialResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every task's result is in exactly one object of the run.
-	names, _ := store.List(ctx, resultsDir)
+	names, _ := store.List(ctx, resultsDir, "")
 	seen := map[int]int{}
 	for _, n := range names {
 		data, _ := store.Get(ctx, resultsDir+"/"+n)
@@ -186,5 +187,25 @@ func TestWorkerIdle(t *testing.T) {
 	defer cancel()
 	if err := w.Run(wctx); !errors.Is(err, ErrIdle) {
 		t.Fatalf("Run: %v, want ErrIdle", err)
+	}
+}
+
+func TestDirStoreListAfter(t *testing.T) {
+	ctx := context.Background()
+	s := DirStore(t.TempDir())
+	for _, name := range []string{"r/00000002.1.jsonl", "r/00000000.1.jsonl", "r/00000001.2", "r/sub/x"} {
+		if err := s.Put(ctx, name, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for after, want := range map[string]string{
+		"":                 "00000000.1.jsonl,00000001.2,00000002.1.jsonl",
+		"00000001":         "00000001.2,00000002.1.jsonl",
+		"00000002.1.jsonl": "",
+	} {
+		names, err := s.List(ctx, "r", after)
+		if err != nil || strings.Join(names, ",") != want {
+			t.Errorf("List(r, %q) = %v, %v; want %s", after, names, err, want)
+		}
 	}
 }

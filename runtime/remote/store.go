@@ -34,9 +34,10 @@ type Store interface {
 	Create(ctx context.Context, name string, data []byte) error
 	// Get reads the object name; an error wrapping ErrNotExist when there is none.
 	Get(ctx context.Context, name string) ([]byte, error)
-	// List returns the base names of the objects directly under the directory dir, sorted;
-	// none (not an error) when dir does not exist.
-	List(ctx context.Context, dir string) ([]string, error)
+	// List returns the base names of the objects directly under the directory dir that sort
+	// after after ("" for all), sorted; none (not an error) when dir does not exist. Chunks
+	// are named in order, so a reader lists only from the first chunk it still waits for.
+	List(ctx context.Context, dir, after string) ([]string, error)
 }
 
 // DirStore is a Store in a local directory: for tests, and for workers sharing a file system.
@@ -104,7 +105,7 @@ func (d DirStore) Get(_ context.Context, name string) ([]byte, error) {
 }
 
 // List lists dir, leaving out the temporary files of Put and Create.
-func (d DirStore) List(_ context.Context, dir string) ([]string, error) {
+func (d DirStore) List(_ context.Context, dir, after string) ([]string, error) {
 	entries, err := os.ReadDir(d.path(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -114,7 +115,7 @@ func (d DirStore) List(_ context.Context, dir string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() > after {
 			names = append(names, e.Name())
 		}
 	}

@@ -327,7 +327,7 @@ func (w *Worker) putLines(ctx context.Context, name string, rec *lineRecorder) e
 // re-run writes a task's results as it finishes, so its loss is charged to the first task it
 // did not finish.
 func (w *Worker) lostRuns(ctx context.Context, chunk, run int, tasks []taskLine) (map[int]bool, map[int]int, error) {
-	names, err := w.Store.List(ctx, resultsDir)
+	names, err := w.Store.List(ctx, resultsDir, chunkName(chunk))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -418,6 +418,9 @@ type scanner struct {
 	from int
 	// blank holds when each claim was first seen with no owner written in it.
 	blank map[string]time.Time
+	// owners holds the owner read from each claim: once written it does not change, and a
+	// worker looking for work would otherwise read every claim still out, at every look.
+	owners map[string]string
 }
 
 // claimGrace is how long a claim may show no owner before it counts as abandoned: a worker
@@ -441,6 +444,28 @@ func (s *scanner) abandoned(name string, owner []byte) bool {
 		return false
 	}
 	return time.Since(first) > claimGrace
+}
+
+// owner reads the worker id written in a claim; nothing when the claim has none (yet) or is
+// gone.
+func (s *scanner) owner(ctx context.Context, name string) ([]byte, error) {
+	if id, ok := s.owners[name]; ok {
+		return []byte(id), nil
+	}
+	owner, err := s.store.Get(ctx, name)
+	if errors.Is(err, ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.TrimSpace(string(owner))) > 0 {
+		if s.owners == nil {
+			s.owners = map[string]string{}
+		}
+		s.owners[name] = string(owner)
+	}
+	return owner, nil
 }
 
 // claim returns a chunk and run this worker now holds, or chunk -1 when nothing is left to
@@ -467,8 +492,8 @@ func (s *scanner) claim(ctx context.Context) (chunk, run int, err error) {
 			}
 			if k > 0 {
 				name := claimObject(n, k)
-				owner, err := s.store.Get(ctx, name)
-				if err != nil && !errors.Is(err, ErrNotExist) {
+				owner, err := s.owner(ctx, name)
+				if err != nil {
 					return -1, 0, err
 				}
 				if !st.lost[strings.TrimSpace(string(owner))] && !s.abandoned(name, owner) {
@@ -510,7 +535,9 @@ type state struct {
 
 func (s *scanner) read(ctx context.Context) (*state, error) {
 	st := &state{claims: map[int]int{}, results: map[int]int{}, lost: map[string]bool{}}
-	names, err := s.store.List(ctx, tasksDir)
+	// Every chunk before from has results: only the later ones are listed.
+	after := chunkName(s.from)
+	names, err := s.store.List(ctx, tasksDir, after)
 	if err != nil {
 		return nil, err
 	}
@@ -533,7 +560,7 @@ func (s *scanner) read(ctx context.Context) (*state, error) {
 		}
 	}
 	for dir, m := range map[string]map[int]int{claimsDir: st.claims, resultsDir: st.results} {
-		names, err := s.store.List(ctx, dir)
+		names, err := s.store.List(ctx, dir, after)
 		if err != nil {
 			return nil, err
 		}
@@ -543,7 +570,7 @@ func (s *scanner) read(ctx context.Context) (*state, error) {
 			}
 		}
 	}
-	lost, err := s.store.List(ctx, lostDir)
+	lost, err := s.store.List(ctx, lostDir, "")
 	if err != nil {
 		return nil, err
 	}
