@@ -5,8 +5,8 @@ the binaries and calls this; see the README's Performance section.
 
 Environment: BENCH_SHORT=1 (small sizes, one run: proves the benchmarks work, in seconds),
 BENCH_RUNS (runs per figure), BENCH_ONLY (comma-separated items: expr, exec, hadoop, slurm, ec2,
-catalog, scale, python, cache), BENCH_SCALE_RUNS (runs of item 6's ten-million-task jobs,
-default 1), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
+catalog, scale, python, cache, remote), BENCH_SCALE_RUNS (runs of item 6's ten-million-task jobs,
+default 1), BENCH_REMOTE_RUNS (runs of item 9's million-task remote jobs, default 1), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
 BENCH_DASK_RUNS (Dask's runs, default 1: a run of 100,000 tasks takes minutes).
 A ratio is mapflow's time per task over the peer's: below 1.00 mapflow is faster.
 """
@@ -28,6 +28,8 @@ ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 N = 20_000 if SHORT else 1_000_000  # expression tasks
 SCALE_N = 200_000 if SHORT else 10_000_000  # item 6's large size
 SCALE_RUNS = int(os.environ.get("BENCH_SCALE_RUNS") or 1)  # its runs: each takes about 40 s
+REMOTE_N = 20_000 if SHORT else 1_000_000  # item 9's tasks on Hadoop and EC2
+REMOTE_RUNS = int(os.environ.get("BENCH_REMOTE_RUNS") or 1)
 DASK_N = 2_000 if SHORT else 100_000
 EXEC_N = 50 if SHORT else 1_000
 HADOOP_N = 1_000 if SHORT else 10_000
@@ -268,6 +270,96 @@ def bench_ec2():
                  "bench/ec2run runs each instance's user-data as a local process.")
 
 
+# 9. Remote at a million: the x + y job of REMOTE_N tasks on Hadoop (3 containers) and on EC2
+#    (moto, 3 hosts): submit to results, the driver's peak RSS, and what the run left in HDFS
+#    or S3: objects per million tasks and bytes per task (the staged binary left out).
+def bench_remote():
+    hadoop_up = subprocess.run([os.path.join(ROOT, "scripts", "hadoop-minicluster"), "status"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if hadoop_up:
+        env = subprocess.run([os.path.join(ROOT, "scripts", "hadoop-minicluster"), "env"],
+                             capture_output=True, text=True).stdout
+        webhdfs = re.search(r"MAPFLOW_HDFS_HTTP=(\S+)", env).group(1) + "/webhdfs/v1"
+        mf = job_file("hadoop_10k.mf", REMOTE_N, 10000)
+        cat = os.path.join(OUT, "remote-hadoop.db")
+        walls, peaks = [], []
+        for _ in range(REMOTE_RUNS):
+            wall, mb, out = measure([MAPFLOW, "--catalog", fresh(cat), "run", mf])
+            expect(out, rf"^result: {REMOTE_N * (REMOTE_N + 1)}$", "mapflow hadoop_10k.mf")
+            walls.append(wall)
+            peaks.append(mb)
+        objects, size = hdfs_usage(webhdfs, "/user/mapflow/bench/" + last_job_id(cat))
+        remote_row("9. mapflow run, hadoop, 'x + y', 3 containers", med(walls), max(peaks), objects, size)
+    else:
+        notes.append("9 (Hadoop): skipped, no minicluster running (bench/run starts one).")
+    if os.environ.get("MAPFLOW_MOTO"):
+        mf = job_file("ec2_10k.mf", REMOTE_N, 10000)
+        cat = os.path.join(OUT, "remote-ec2.db")
+        walls, peaks = [], []
+        for _ in range(REMOTE_RUNS):
+            wall, mb, out = measure([EC2RUN, "-mapflow", MAPFLOW, "-catalog", fresh(cat), "-bucket", "mapflow-bench",
+                                     mf, "ec2_10k"])
+            expect(out, rf"^result: {REMOTE_N * (REMOTE_N + 1)}$", "mapflow ec2_10k.mf on EC2")
+            walls.append(wall)
+            peaks.append(mb)
+        objects, size = s3_usage("mapflow-bench", "jobs/" + last_job_id(cat) + "/")
+        remote_row("   mapflow run, ec2 (moto), 'x + y', 3 hosts", med(walls), max(peaks), objects, size)
+    else:
+        notes.append("9 (EC2): skipped, no moto server (bench/run starts one).")
+    notes.append(f"9: {REMOTE_RUNS} run(s) each (BENCH_REMOTE_RUNS); objects and bytes are what the last run "
+                 "left under its job's directory (task chunks, claims, results, the manifest), the binary "
+                 "left out; peak RSS is the driver's (EC2: the largest of the driver and the played hosts).")
+
+
+def remote_row(label, secs, rss, objects, size):
+    per_m = objects / (REMOTE_N / 1e6)
+    row(label, REMOTE_N, secs, rss, None,
+        aims(f"{per_m:,.0f} objects/M tasks, {size / REMOTE_N:.0f} B/task",
+             aim(REMOTE_N / secs, ">=", 100_000, " tasks/s"), aim(per_m, "<=", 2000, " objects/M")))
+
+
+def aims(*parts):
+    return "; ".join(p for p in parts if p)
+
+
+def last_job_id(catalog):
+    con = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT job_id FROM jobs ORDER BY submitted_at DESC, rowid DESC LIMIT 1").fetchone()[0]
+    finally:
+        con.close()
+
+
+def hdfs_usage(webhdfs, path):
+    """Files and bytes under path in HDFS, by WebHDFS, the binary (a file named mapflow) left out."""
+    import json
+    import urllib.request
+    objects = size = 0
+    with urllib.request.urlopen(f"{webhdfs}{path}?op=LISTSTATUS&user.name={os.environ.get('USER', 'root')}") as r:
+        entries = json.load(r)["FileStatuses"]["FileStatus"]
+    for e in entries:
+        if e["type"] == "DIRECTORY":
+            o, b = hdfs_usage(webhdfs, path + "/" + e["pathSuffix"])
+            objects, size = objects + o, size + b
+        elif e["pathSuffix"] != "mapflow":
+            objects, size = objects + 1, size + e["length"]
+    return objects, size
+
+
+def s3_usage(bucket, prefix):
+    """Objects and bytes under s3://bucket/prefix on moto, by boto3 in moto's Python."""
+    code = ("import boto3, sys\n"
+            "s3 = boto3.client('s3')\n"
+            "n = b = 0\n"
+            "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[1], Prefix=sys.argv[2]):\n"
+            "    for o in page.get('Contents', []):\n"
+            "        n, b = n + 1, b + o['Size']\n"
+            "print(n, b)\n")
+    out = subprocess.run([os.environ["MAPFLOW_MOTO_PYTHON"], "-c", code, bucket, prefix],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
 # 7. Python functions in warm workers: a Python add against multiprocessing writing the same
 #    rows and against exec per task; a module slow to import; Hadoop and EC2 beside their
 #    expression twins.
@@ -447,9 +539,6 @@ def bench_scale():
             peaks.append(mb)
         return med(walls), max(peaks)
 
-    def aims(*parts):
-        return "; ".join(p for p in parts if p)
-
     big = f"{SCALE_N:,}"
     for label, small_params, big_params in [
             ("range", f"map(1..{N}, ({{x: #, y: #}}))", f"map(1..{SCALE_N}, ({{x: #, y: #}}))"),
@@ -546,7 +635,7 @@ def main():
           f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     for item, fn in [("expr", bench_expr), ("exec", bench_exec), ("hadoop", bench_hadoop), ("slurm", bench_slurm),
                      ("ec2", bench_ec2), ("catalog", bench_catalog), ("scale", bench_scale),
-                     ("python", bench_python), ("cache", bench_cache)]:
+                     ("python", bench_python), ("cache", bench_cache), ("remote", bench_remote)]:
         if want(item):
             t = time.perf_counter()
             fn()
