@@ -5,7 +5,7 @@ the binaries and calls this; see the README's Performance section.
 
 Environment: BENCH_SHORT=1 (small sizes, one run: proves the benchmarks work, in seconds),
 BENCH_RUNS (runs per figure), BENCH_ONLY (comma-separated items: expr, exec, hadoop, slurm, ec2,
-catalog, scale, python, cache, remote), BENCH_SCALE_RUNS (runs of item 6's ten-million-task jobs,
+catalog, scale, python, cache, remote, sim), BENCH_SCALE=100M (item 10 at 100,000,000 tasks), BENCH_SCALE_RUNS (runs of item 6's ten-million-task jobs,
 default 1), BENCH_REMOTE_RUNS (runs of item 9's million-task remote jobs, default 1), BENCH_DASK_PYTHON (a python with dask and distributed; bench/run sets it),
 BENCH_DASK_RUNS (Dask's runs, default 1: a run of 100,000 tasks takes minutes).
 A ratio is mapflow's time per task over the peer's: below 1.00 mapflow is faster.
@@ -30,6 +30,8 @@ SCALE_N = 200_000 if SHORT else 10_000_000  # item 6's large size
 SCALE_RUNS = int(os.environ.get("BENCH_SCALE_RUNS") or 1)  # its runs: each takes about 40 s
 REMOTE_N = 20_000 if SHORT else 1_000_000  # item 9's tasks on Hadoop and EC2
 REMOTE_RUNS = int(os.environ.get("BENCH_REMOTE_RUNS") or 1)
+SIM_N = 200_000 if SHORT else (100_000_000 if os.environ.get("BENCH_SCALE") == "100M" else 10_000_000)
+SIM_S3_N = 20_000 if SHORT else 200_000  # the S3 sample of item 10, on moto
 DASK_N = 2_000 if SHORT else 100_000
 EXEC_N = 50 if SHORT else 1_000
 HADOOP_N = 1_000 if SHORT else 10_000
@@ -360,6 +362,43 @@ def s3_usage(bucket, prefix):
     return int(out[0]), int(out[1])
 
 
+# 10. A hundred million, simulated: the real driver, staging protocol and catalog, with workers
+#     that claim chunks and answer them without running them (bench/simrun), as for 1,000 hosts;
+#     SIM_N tasks on a directory store, and a sample on S3 (moto) for its requests.
+SIMRUN = os.path.join(OUT, "simrun")
+
+
+def bench_sim():
+    n = SIM_N
+    need = n * 320  # bytes: the catalog (about 190 a row), its WAL, and the store's chunks
+    free = shutil.disk_usage(OUT).free
+    if need > free:
+        notes.append(f"10: skipped {n:,} simulated tasks: they need about {need / 1e9:.0f} GB of disk, "
+                     f"{free / 1e9:.0f} GB are free here.")
+        return
+    cat = os.path.join(OUT, "sim.db")
+    store = os.path.join(OUT, "sim-store")
+    _, mb, out = measure([SIMRUN, "-n", str(n), "-hosts", "1000", "-catalog", cat, "-store", store])
+    f = {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", out)}
+    row(f"10. simulated: {n:,} tasks, 1,000 hosts, directory store", n, f["wall_s"], mb, None,
+        f"catalog {f['catalog_bytes_per_m'] / 1e6:.0f} MB/M rows; per M tasks: {f['put_per_m']:,.0f} PUT, "
+        f"{f['get_per_m']:,.0f} GET, {f['list_per_m']:,.0f} LIST, {f['objects_per_m']:,.0f} objects; "
+        f"{f['store_bytes_per_task']:.0f} B/task; {f['chunks']:,.0f} chunks")
+    shutil.rmtree(store, ignore_errors=True)
+    fresh(cat)
+    if os.environ.get("MAPFLOW_MOTO"):
+        n = SIM_S3_N
+        _, mb, out = measure([SIMRUN, "-n", str(n), "-hosts", "1000", "-catalog", cat, "-s3", "mapflow-bench"])
+        f = {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", out)}
+        row(f"    the same, {n:,} tasks, S3 (moto)", n, f["wall_s"], mb, None,
+            f"per M tasks: {f['put_per_m']:,.0f} PUT, {f['get_per_m']:,.0f} GET, {f['list_per_m']:,.0f} LIST, "
+            f"{f['objects_per_m']:,.0f} objects; {f['chunks']:,.0f} chunks")
+        fresh(cat)
+    notes.append("10: simulated workers answer each task without running it (bench/simrun); tasks/s is the "
+                 "driver's ingest: staging, reading results, the catalog. BENCH_SCALE=100M runs 100,000,000 "
+                 "tasks when the disk holds them (about 32 GB).")
+
+
 # 7. Python functions in warm workers: a Python add against multiprocessing writing the same
 #    rows and against exec per task; a module slow to import; Hadoop and EC2 beside their
 #    expression twins.
@@ -635,7 +674,7 @@ def main():
           f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     for item, fn in [("expr", bench_expr), ("exec", bench_exec), ("hadoop", bench_hadoop), ("slurm", bench_slurm),
                      ("ec2", bench_ec2), ("catalog", bench_catalog), ("scale", bench_scale),
-                     ("python", bench_python), ("cache", bench_cache), ("remote", bench_remote)]:
+                     ("python", bench_python), ("cache", bench_cache), ("remote", bench_remote), ("sim", bench_sim)]:
         if want(item):
             t = time.perf_counter()
             fn()

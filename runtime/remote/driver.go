@@ -105,8 +105,9 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 			// An expression takes microseconds: a chunk's cost is its objects (tasks, claim,
 			// results) and their round trips, so chunks are as large as the job allows,
 			// guided when its size is known.
+			least = minExprChunk
 			if n, ok := job.Params.Count(); ok {
-				known, least = n, minExprChunk
+				known = n
 			}
 		default:
 			// A Python function is anything from microseconds to hours: chunks of up to 500
@@ -193,7 +194,14 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, minSi
 	}
 	flush := func() error {
 		size := size()
-		chunks := max(min(workers, len(batch)), (len(batch)+size-1)/size)
+		// At least a chunk per worker, so that a small job still spreads over them all; but
+		// expression chunks no smaller than minSize (a thousand workers would otherwise cut
+		// every batch into a thousand chunks of a few tasks).
+		spread := len(batch)
+		if minSize > minGuidedChunk {
+			spread = (len(batch) + minSize - 1) / minSize
+		}
+		chunks := max(min(workers, spread), (len(batch)+size-1)/size)
 		for i := range chunks {
 			part := batch[len(batch)*i/chunks : len(batch)*(i+1)/chunks]
 			data, err := encodeLines(part)
