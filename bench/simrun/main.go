@@ -195,9 +195,10 @@ type launch struct {
 
 func (l *launch) Store() remote.Store { return l.c.store }
 
-// Tune cuts the chunks for the hosts played, one task at a time each.
+// Tune cuts the chunks for the hosts played, one task at a time each; the driver and the
+// workers poll as often as real ones do.
 func (l *launch) Tune(d *remote.Driver) {
-	d.Threads, d.Workers, d.Poll = 1, l.c.hosts, 50*time.Millisecond
+	d.Threads, d.Workers = 1, l.c.hosts
 }
 
 func (l *launch) State() []byte { return nil }
@@ -205,7 +206,7 @@ func (l *launch) State() []byte { return nil }
 func (l *launch) StartWorkers(ctx context.Context, bin string) error {
 	l.errs = make(chan error, l.c.workers)
 	for i := range l.c.workers {
-		w := &remote.SimWorker{Store: l.c.store, ID: strconv.Itoa(i), Poll: 20 * time.Millisecond}
+		w := &remote.SimWorker{Store: l.c.store, ID: strconv.Itoa(i)}
 		l.sims = append(l.sims, w)
 		l.wg.Add(1)
 		go func() {

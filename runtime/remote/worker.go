@@ -418,6 +418,9 @@ type scanner struct {
 	from int
 	// blank holds when each claim was first seen with no owner written in it.
 	blank map[string]time.Time
+	// chunks is the number of chunks once END has been read (0 before): tasks/ need not be
+	// listed again.
+	chunks int
 	// owners holds the owner read from each claim: once written it does not change, and a
 	// worker looking for work would otherwise read every claim still out, at every look.
 	owners map[string]string
@@ -537,26 +540,32 @@ func (s *scanner) read(ctx context.Context) (*state, error) {
 	st := &state{claims: map[int]int{}, results: map[int]int{}, lost: map[string]bool{}}
 	// Every chunk before from has results: only the later ones are listed.
 	after := chunkName(s.from)
-	names, err := s.store.List(ctx, tasksDir, after)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range names {
-		if name == "END" {
-			st.end = true
-			continue
-		}
-		if n, err := strconv.Atoi(strings.TrimSuffix(name, ".jsonl")); err == nil && n+1 > st.chunks {
-			st.chunks = n + 1
-		}
-	}
-	if st.end {
-		data, err := s.store.Get(ctx, endName)
+	if s.chunks > 0 {
+		// END was read: the chunks are all staged, and their number known.
+		st.end, st.chunks = true, s.chunks
+	} else {
+		names, err := s.store.List(ctx, tasksDir, after)
 		if err != nil {
 			return nil, err
 		}
-		if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-			st.chunks = n
+		for _, name := range names {
+			if name == "END" {
+				st.end = true
+				continue
+			}
+			if n, err := strconv.Atoi(strings.TrimSuffix(name, ".jsonl")); err == nil && n+1 > st.chunks {
+				st.chunks = n + 1
+			}
+		}
+		if st.end {
+			data, err := s.store.Get(ctx, endName)
+			if err != nil {
+				return nil, err
+			}
+			if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				st.chunks = n
+				s.chunks = n
+			}
 		}
 	}
 	for dir, m := range map[string]map[int]int{claimsDir: st.claims, resultsDir: st.results} {
