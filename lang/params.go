@@ -153,7 +153,13 @@ func (p *Params) Count() (n int, ok bool) {
 			if !ok {
 				return 0, false
 			}
-			return max(hi-lo+1, 0), true
+			if hi < lo {
+				return 0, true
+			}
+			if span := uint64(hi) - uint64(lo); span < math.MaxInt { // the distance, without overflow
+				return int(span) + 1, true
+			}
+			return 0, false // more sets than an int counts
 		}
 	case "grid":
 		n = 1

@@ -3,6 +3,7 @@ package lang
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -222,6 +223,47 @@ func TestStreamedParamsMatchWhole(t *testing.T) {
 				t.Errorf("error %v, want %q", errWhole, tt.err)
 			}
 		})
+	}
+}
+
+// Streamed ranges at the ends of int: no set is made twice, none wraps around, and a range
+// wider than an int can count is not cut short.
+func TestStreamedParamsAtIntLimits(t *testing.T) {
+	for _, tt := range []struct {
+		params     string
+		count      int
+		countKnown bool
+		first      int
+	}{
+		{"map(9223372036854775807 - 5000..9223372036854775807, ({x: #}))", 5001, true, math.MaxInt - 5000},
+		{"map(9223372036854775805..9223372036854775807, ({x: #}))", 3, true, math.MaxInt - 2},
+		{"map(-9223372036854775807 - 1..-9223372036854775807 + 4200, ({x: #}))", 4202, true, math.MinInt},
+		{"map(-9000000000000000000..9000000000000000000, ({x: #}))", 0, false, -9000000000000000000},
+	} {
+		j := mustLoad(t, "func f(x) = x\nparams "+tt.params+"\n", nil)
+		n, ok := j.Params.Count()
+		if n != tt.count || ok != tt.countKnown {
+			t.Errorf("%s: Count() = %d, %v; want %d, %v", tt.params, n, ok, tt.count, tt.countKnown)
+		}
+		seen, last := 0, 0
+		errStop := errors.New("enough")
+		err := j.Params.Each(func(i int, set map[string]any) error {
+			x := set["x"].(int)
+			if i == 0 && x != tt.first || i > 0 && x != last+1 {
+				return fmt.Errorf("set %d is %d after %d", i, x, last)
+			}
+			seen, last = seen+1, x
+			if seen == 3*streamChunk {
+				return errStop
+			}
+			return nil
+		})
+		if tt.countKnown && (err != nil || seen != tt.count || last != tt.first+tt.count-1) {
+			t.Errorf("%s: %d sets, the last %d, error %v", tt.params, seen, last, err)
+		}
+		if !tt.countKnown && err != errStop {
+			t.Errorf("%s: stopped after %d sets (the last %d): %v", tt.params, seen, last, err)
+		}
 	}
 }
 

@@ -139,8 +139,15 @@ func (e *Expr) eachStreamed(ctx context.Context, s *rangeStream, fn func(int, an
 	}
 	index := 0
 	env := map[string]any{}
-	for start := lo; start <= hi; start += streamChunk {
-		env["__lo"], env["__hi"] = start, min(start+streamChunk-1, hi)
+	for start := lo; lo <= hi; {
+		// The distance to hi as unsigned: hi - start overflows an int for a range wider than
+		// MaxInt, and start + streamChunk near MaxInt.
+		span := uint64(hi) - uint64(start)
+		end := hi
+		if span >= streamChunk {
+			end = start + streamChunk - 1
+		}
+		env["__lo"], env["__hi"] = start, end
 		if ctx.Err() != nil {
 			return true, e.evalError(stopped(ctx))
 		}
@@ -162,9 +169,10 @@ func (e *Expr) eachStreamed(ctx context.Context, s *rangeStream, fn func(int, an
 			}
 			index++
 		}
-		if hi-start < streamChunk { // the last chunk; the next start could overflow
+		if end == hi {
 			break
 		}
+		start = end + 1
 	}
 	return true, nil
 }

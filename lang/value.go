@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"time"
@@ -73,7 +74,9 @@ func tooLarge(v any) bool {
 
 func normalize(v any) any {
 	switch x := v.(type) {
-	case nil, bool, int, float64, string, Command:
+	case nil, bool, int, float64, string, Command, json.Number:
+		// json.Number is an integer past int64 from a task's JSON output, kept exact: as a
+		// Stringer it would become a string.
 		return v
 	case []any:
 		for i, e := range x {

@@ -458,9 +458,13 @@ func (d *driver) combineResults(parent context.Context, rec *recorder, o *outcom
 	}
 	r.Combined, r.CombineErr = d.combine(parent, d.res)
 	if r.CombineErr == nil {
-		if d.row.Result, r.CombineErr = MarshalJSON(r.Combined); r.CombineErr != nil {
-			r.CombineErr = fmt.Errorf("the combined result cannot be stored as JSON: %w", r.CombineErr)
+		data, err := MarshalJSON(r.Combined)
+		if err != nil {
+			// The job's result stays NULL: not the JSON written before the value that failed.
+			r.CombineErr = fmt.Errorf("the combined result cannot be stored as JSON: %w", err)
 			r.Combined = nil
+		} else {
+			d.row.Result = data
 		}
 	}
 	if r.CombineErr != nil && parent.Err() != nil {

@@ -120,7 +120,7 @@ func (a *app) finishRun(report *rt.Report, err error) error {
 		cached = report.NumCached
 	}
 	a.printOutcome(report.JobID, report.Name, report.Status, report.NumTasks, report.NumDone,
-		report.NumFailed, cached, report.MapResults, report.NumResults, report.Combined, report.CombineErr)
+		report.NumFailed, cached, report.MapResults, max(report.NumResults, report.NumTasks), report.Combined, report.CombineErr)
 	if err != nil {
 		return err
 	}
