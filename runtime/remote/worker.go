@@ -418,6 +418,9 @@ type scanner struct {
 	from int
 	// blank holds when each claim was first seen with no owner written in it.
 	blank map[string]time.Time
+	// fresh holds chunks the last look found unclaimed, after the one it claimed: the next
+	// claims try them before looking again.
+	fresh []int
 	// chunks is the number of chunks once END has been read (0 before): tasks/ need not be
 	// listed again.
 	chunks int
@@ -471,11 +474,28 @@ func (s *scanner) owner(ctx context.Context, name string) ([]byte, error) {
 	return owner, nil
 }
 
+// maxFresh bounds the chunks a look keeps to claim next without looking again.
+const maxFresh = 64
+
 // claim returns a chunk and run this worker now holds, or chunk -1 when nothing is left to
 // claim (every chunk up to END has results or a live claim) or ctx ended.
 func (s *scanner) claim(ctx context.Context) (chunk, run int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// First the chunks the last look found unclaimed: a claim is one conditional create,
+	// where a look lists claims/, results/ and lost/ (whose cost grows with the job's chunks
+	// on a directory or HDFS store).
+	for len(s.fresh) > 0 && ctx.Err() == nil {
+		n := s.fresh[0]
+		s.fresh = s.fresh[1:]
+		err := s.store.Create(ctx, claimObject(n, 1), []byte(s.id))
+		if err == nil {
+			return n, 1, nil
+		}
+		if !errors.Is(err, ErrExist) {
+			return -1, 0, fmt.Errorf("claim chunk %d: %w", n, err)
+		}
+	}
 	for {
 		if ctx.Err() != nil {
 			return -1, 0, nil
@@ -506,6 +526,12 @@ func (s *scanner) claim(ctx context.Context) (chunk, run int, err error) {
 			}
 			err := s.store.Create(ctx, claimObject(n, k+1), []byte(s.id))
 			if err == nil {
+				s.fresh = s.fresh[:0]
+				for m := n + 1; m < st.chunks && len(s.fresh) < maxFresh; m++ {
+					if st.claims[m] == 0 && st.results[m] == 0 {
+						s.fresh = append(s.fresh, m)
+					}
+				}
 				return n, k + 1, nil
 			}
 			if !errors.Is(err, ErrExist) {
