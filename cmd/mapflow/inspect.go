@@ -41,6 +41,10 @@ func (a *app) statusCommand() *cobra.Command {
 			if !rt.Status(row.Status).Final() && recorded > row.NumTasks {
 				// A running job whose params are streamed knows its count at the end.
 				fmt.Fprintf(w, "tasks:     %d so far (%s)\n", recorded, formatCounts(counts))
+			} else if !rt.Status(row.Status).Final() && recorded < row.NumTasks && recorded > 0 {
+				// A running job writes a task's row when it starts or ends (and Pending rows
+				// for at most 10,000 waiting tasks).
+				fmt.Fprintf(w, "tasks:     %d (%s, %d not recorded yet)\n", row.NumTasks, formatCounts(counts), row.NumTasks-recorded)
 			} else {
 				fmt.Fprintf(w, "tasks:     %d (%s)\n", row.NumTasks, formatCounts(counts))
 			}
