@@ -6,13 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
 	"github.com/mapflow/mapflow/runtime/backendtest"
@@ -70,23 +68,9 @@ func loseWorker(t *testing.T, b rt.Backend) {
 // only.
 func TestStagingIsPrivate(t *testing.T) {
 	confDir, hdfs := cluster(t)
-	dir := t.TempDir()
 	src := fmt.Sprintf("job private\nenv hadoop { containers = 1, container_memory_mb = 256, dist_path = \"hdfs://%s/tmp/mapflow-private\", hadoop_conf_dir = %q }\n"+
 		"func add(x, y) = x + y\nparams [{x: 1, y: 2}]\n", hdfs, confDir)
-	path := filepath.Join(dir, "private.mf")
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	job, err := lang.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, _ := job.DefaultEnv("")
-	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
+	job, env, cat := backendtest.Load(t, src, nil)
 	rep, err := rt.Run(context.Background(), cat, backendtest.FromEnv(t, env), job, env, rt.Options{})
 	if err != nil || rep.Status != rt.Completed {
 		t.Fatalf("run: %v, %+v", err, rep)

@@ -2,35 +2,19 @@ package local
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/backendtest"
 )
 
 // runFile writes the job file and its other files, and runs it on the local backend.
 func runFile(t *testing.T, src string, files map[string]string) (*rt.Report, error, *catalog.Catalog) {
 	t.Helper()
-	dir := t.TempDir()
-	for name, text := range files {
-		os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644)
-	}
-	path := filepath.Join(dir, "job.mf")
-	os.WriteFile(path, []byte(src), 0o644)
-	job, err := lang.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, _ := job.DefaultEnv("")
-	cat, err := catalog.Open(filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
+	job, env, cat := backendtest.Load(t, src, files)
 	rep, err := rt.Run(context.Background(), cat, New(Config{Workers: 2}), job, env, rt.Options{})
 	return rep, err, cat
 }

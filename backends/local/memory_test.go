@@ -16,8 +16,9 @@ import (
 // TestDriverMemoryIsFlat runs a streamed job of 500,000 tasks and one of 2,000,000 (no
 // combiner) and compares the process's peak RSS over each: finished rows, results and params
 // must leave memory once written, so four times the tasks may not cost more than a tenth more
-// memory. The measure is Linux's high-water mark, reset before each run (clear_refs); no time
-// is measured.
+// memory, give or take 16 MB: the peak of a run of about a hundred MB moves by that much from
+// run to run with the GC's timing (the driver that kept every result grew 137 MB here). The
+// measure is Linux's high-water mark, reset before each run (clear_refs); no time is measured.
 func TestDriverMemoryIsFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 2.5 million tasks")
@@ -28,8 +29,8 @@ func TestDriverMemoryIsFlat(t *testing.T) {
 	small := peakRSSOfRun(t, 500_000)
 	large := peakRSSOfRun(t, 2_000_000)
 	t.Logf("peak RSS: %d MB for 500,000 tasks, %d MB for 2,000,000", small>>20, large>>20)
-	if float64(large) > 1.10*float64(small) {
-		t.Errorf("peak RSS grew with the task count: %d MB for 500,000 tasks, %d MB for 2,000,000 (more than 10%%)",
+	if float64(large) > 1.10*float64(small)+16<<20 {
+		t.Errorf("peak RSS grew with the task count: %d MB for 500,000 tasks, %d MB for 2,000,000 (more than 10%% and 16 MB)",
 			small>>20, large>>20)
 	}
 }

@@ -873,6 +873,37 @@ params map(0..5, ({i: #}))
 	}
 }
 
+// Load writes the job file src and the files beside it into a directory of the test's, loads
+// the job and its default env, and opens a fresh catalog there, closed when the test ends: the
+// start of a test that runs a job of its own.
+func Load(t testing.TB, src string, files map[string]string) (*lang.Job, *lang.Env, *catalog.Catalog) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "job.mf")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job, err := lang.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := job.DefaultEnv("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	return job, env, cat
+}
+
 // FromEnv makes the backend of env as `mapflow run` does (rt.NewBackend): the newBackend of Run
 // for a backend that needs nothing else.
 func FromEnv(t testing.TB, env *lang.Env) rt.Backend {
