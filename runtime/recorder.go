@@ -100,9 +100,9 @@ type batch struct {
 func (b *batch) empty() bool { return len(b.tasks) == 0 && len(b.attempts) == 0 && len(b.logs) == 0 }
 
 // recorder turns planned tasks and backend events into catalog rows, batching the writes, and
-// keeps the map results that the report and the combiner need. Report and plan are safe for concurrent use; all the
-// rest runs on the recorder's own goroutine (loop), and the catalog writes on a writer
-// goroutine, so evaluating, building rows and writing them overlap.
+// keeps the map results that the report and the combiner need. Report and plan are safe for
+// concurrent use; all the rest runs on the recorder's own goroutine (loop), and the catalog
+// writes on a writer goroutine, so evaluating, building rows and writing them overlap.
 type recorder struct {
 	jobID    string
 	st       store
