@@ -485,6 +485,18 @@ func (s *scanner) claim(ctx context.Context) (chunk, run int, err error) {
 	// First the chunks the last look found unclaimed: a claim is one conditional create,
 	// where a look lists claims/, results/ and lost/ (whose cost grows with the job's chunks
 	// on a directory or HDFS store).
+	if len(s.fresh) > 0 && s.id != "" {
+		// A worker given up for lost must stop claiming, fresh chunks too: its replacement
+		// would run them again.
+		// One GET of its own name: cheaper than listing lost/ (on S3, a twelfth of a LIST).
+		_, err := s.store.Get(ctx, lostDir+"/"+s.id)
+		if err == nil {
+			return -1, 0, fmt.Errorf("worker %s was declared lost; stopping", s.id)
+		}
+		if !errors.Is(err, ErrNotExist) {
+			return -1, 0, err
+		}
+	}
 	for len(s.fresh) > 0 && ctx.Err() == nil {
 		n := s.fresh[0]
 		s.fresh = s.fresh[1:]
