@@ -137,9 +137,12 @@ func (e *Expr) eachStreamed(ctx context.Context, s *rangeStream, fn func(int, an
 	if !ok {
 		return false, nil
 	}
+	if lo > hi {
+		return true, nil
+	}
 	index := 0
 	env := map[string]any{}
-	for start := lo; lo <= hi; {
+	for start := lo; ; {
 		// The distance to hi as unsigned: hi - start overflows an int for a range wider than
 		// MaxInt, and start + streamChunk near MaxInt.
 		span := uint64(hi) - uint64(start)
