@@ -431,12 +431,13 @@ func (r *recorder) causeSummary() string {
 			parts = append(parts, fmt.Sprintf("and %d other causes", len(all)-2))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s (%d %s)", c.key, c.n, plural(c.n, "task", "tasks")))
+		parts = append(parts, fmt.Sprintf("%s (%d %s)", c.key, c.n, Plural(c.n, "task", "tasks")))
 	}
 	return strings.Join(parts, ", ")
 }
 
-func plural(n int, one, many string) string {
+// Plural is one when n is 1, else many: "1 task", "2 tasks".
+func Plural(n int, one, many string) string {
 	if n == 1 {
 		return one
 	}

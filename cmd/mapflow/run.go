@@ -154,7 +154,7 @@ func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone,
 	}
 	switch status {
 	case rt.Completed:
-		fmt.Fprintf(a.stderr, "job %s: %d %s completed\n", id, numTasks, plural(numTasks, "task", "tasks"))
+		fmt.Fprintf(a.stderr, "job %s: %d %s completed\n", id, numTasks, rt.Plural(numTasks, "task", "tasks"))
 		a.printCached(name, cached, numDone+numFailed-cached)
 	case rt.Canceled:
 		fmt.Fprintf(a.stderr, "job %s: canceled; finished tasks are kept (see: mapflow metrics %s)\n", id, name)
@@ -171,13 +171,6 @@ func (a *app) printOutcome(id, name string, status rt.Status, numTasks, numDone,
 			id, numFailed, numTasks, name)
 		a.printCached(name, cached, numDone+numFailed-cached)
 	}
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // printCached says how many tasks were reused and how many ran, when caching was on.
