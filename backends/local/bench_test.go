@@ -84,24 +84,9 @@ func benchmarkJob(b *testing.B, n int, src string, files map[string][]byte) {
 		cat.Close()
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "tasks/s")
-	if hwm := peakRSS(); hwm > 0 {
+	if hwm := backendtest.PeakRSS(); hwm > 0 {
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MB")
 	}
-}
-
-// peakRSS reads the process's peak resident set size (VmHWM) in bytes; 0 if unknown.
-func peakRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // BenchmarkPython100k runs 100,000 tasks of a Python add(x, y) in two warm workers through the

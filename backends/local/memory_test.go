@@ -11,6 +11,7 @@ import (
 	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/backendtest"
 )
 
 // TestDriverMemoryIsFlat runs a streamed job of 500,000 tasks and one of 2,000,000 (no
@@ -67,7 +68,7 @@ func peakRSSOfRun(t *testing.T, n int) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peak := peakRSS()
+	peak := backendtest.PeakRSS()
 	if peak == 0 {
 		t.Fatal("no VmHWM in /proc/self/status")
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/mapflow/mapflow/catalog"
 	"github.com/mapflow/mapflow/lang"
 	rt "github.com/mapflow/mapflow/runtime"
+	"github.com/mapflow/mapflow/runtime/backendtest"
 	"github.com/mapflow/mapflow/runtime/remote"
 )
 
@@ -125,7 +126,7 @@ func run() int {
 	fmt.Printf("tasks=%d wall_s=%.3f ingest_per_s=%.0f catalog_bytes_per_m=%.0f put_per_m=%.0f get_per_m=%.0f list_per_m=%.0f objects_per_m=%.0f store_bytes_per_task=%.1f rss_mb=%d chunks=%d\n",
 		*n, wall.Seconds(), float64(*n)/wall.Seconds(), float64(catBytes)/m,
 		float64(store.puts.Load())/m, float64(store.gets.Load())/m, float64(store.lists.Load())/m,
-		float64(store.objects.Load())/m, float64(store.bytes.Load())/float64(*n), peakRSS()>>20, cl.chunks.Load())
+		float64(store.objects.Load())/m, float64(store.bytes.Load())/float64(*n), backendtest.PeakRSS()>>20, cl.chunks.Load())
 	return 0
 }
 
@@ -240,18 +241,3 @@ func (l *launch) Finish(ctx context.Context) error {
 func (l *launch) Stop(ctx context.Context, force bool) error { return nil }
 
 func (l *launch) String() string { return "simulated workers" }
-
-// peakRSS is the process's peak resident set size in bytes (VmHWM), 0 when unknown.
-func peakRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}

@@ -904,6 +904,22 @@ func Load(t testing.TB, src string, files map[string]string) (*lang.Job, *lang.E
 	return job, env, cat
 }
 
+// PeakRSS is the process's peak resident set size in bytes (Linux's VmHWM), 0 where it is not
+// known: for benchmarks and memory tests.
+func PeakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // FromEnv makes the backend of env as `mapflow run` does (rt.NewBackend): the newBackend of Run
 // for a backend that needs nothing else.
 func FromEnv(t testing.TB, env *lang.Env) rt.Backend {
