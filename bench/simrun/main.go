@@ -15,8 +15,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,6 +71,17 @@ func run() int {
 		}
 		base = ec2.NewStore(client, *bucket, "sim/"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	} else {
+		// Emptied first, but only when it is new, empty or an earlier run's store: -store names
+		// a directory to delete, and a mistyped one must not lose anything.
+		entries, err := os.ReadDir(*storeDir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintln(os.Stderr, "simrun:", err)
+			return 2
+		}
+		if _, serr := os.Stat(filepath.Join(*storeDir, "job.json")); len(entries) > 0 && serr != nil {
+			fmt.Fprintf(os.Stderr, "simrun: -store %s is not empty and holds no earlier simulated store (job.json): give a new or empty directory\n", *storeDir)
+			return 2
+		}
 		if err := os.RemoveAll(*storeDir); err != nil {
 			fmt.Fprintln(os.Stderr, "simrun:", err)
 			return 1
@@ -94,6 +108,11 @@ func run() int {
 		return 1
 	}
 	env, _ := job.DefaultEnv("")
+	// The catalog is made afresh, replacing only an SQLite file.
+	if head, err := readHead(*catPath, 16); err == nil && string(head) != "SQLite format 3\x00" {
+		fmt.Fprintf(os.Stderr, "simrun: -catalog %s exists and is not an SQLite file: give a new path\n", *catPath)
+		return 2
+	}
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(*catPath + suffix)
 	}
@@ -241,3 +260,18 @@ func (l *launch) Finish(ctx context.Context) error {
 func (l *launch) Stop(ctx context.Context, force bool) error { return nil }
 
 func (l *launch) String() string { return "simulated workers" }
+
+// readHead reads the first n bytes of a file (fewer when it is shorter).
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		err = nil
+	}
+	return b[:k], err
+}
