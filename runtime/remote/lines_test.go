@@ -76,7 +76,7 @@ func mustEncode[T any](t *testing.T, lines []T) []byte {
 // TestFastLinesReadAsEncodingJSON feeds odd and damaged lines to decodeLines: each reads as
 // encoding/json reads it, or fails as it does.
 func TestFastLinesReadAsEncodingJSON(t *testing.T) {
-	for _, line := range []string{
+	readsAsEncodingJSON[resultLine](t, []string{
 		`{"i":1,"a":1,"s":"Completed","t0":1,"t1":2,"v":3}`,
 		`{"i": 1,"a":1,"s":"Completed","t0":1,"t1":2,"v":3}`,
 		`{"i":1,"i":2,"a":1,"s":"Completed","t0":1,"t1":2}`,
@@ -97,27 +97,23 @@ func TestFastLinesReadAsEncodingJSON(t *testing.T) {
 		`{}`,
 		`[1,2]`,
 		`{"i":1,"a":1,"s":"Completed","t0":1,"t1":2,"v":1e400}`,
-	} {
-		got, gotErr := decodeLines[resultLine]([]byte(line + "\n"))
-		var want resultLine
-		wantErr := json.Unmarshal([]byte(line), &want)
-		if (gotErr != nil) != (wantErr != nil) {
-			t.Errorf("%s: error %v, encoding/json's %v", line, gotErr, wantErr)
-			continue
-		}
-		if gotErr == nil && !reflect.DeepEqual(got[0], want) {
-			t.Errorf("%s: read %+v, encoding/json reads %+v", line, got[0], want)
-		}
-	}
-	for _, line := range []string{
+	})
+	readsAsEncodingJSON[taskLine](t, []string{
 		`{"i":3,"n":"add-3","p":{"x":1}}`,
 		`{"n":"add-3","i":3,"a":2,"p":{"x":"}{"}}`,
 		`{"i":3,"n":"add\n3","p":{}}`,
 		`{"i":3,"n":"add-3","p":{"x":}}`,
 		`{"i":3,"n":"add-3","p":null}`,
-	} {
-		got, gotErr := decodeLines[taskLine]([]byte(line + "\n"))
-		var want taskLine
+	})
+}
+
+// readsAsEncodingJSON checks that decodeLines reads each line as json.Unmarshal reads it, or
+// fails where it fails.
+func readsAsEncodingJSON[T any](t *testing.T, lines []string) {
+	t.Helper()
+	for _, line := range lines {
+		got, gotErr := decodeLines[T]([]byte(line + "\n"))
+		var want T
 		wantErr := json.Unmarshal([]byte(line), &want)
 		if (gotErr != nil) != (wantErr != nil) {
 			t.Errorf("%s: error %v, encoding/json's %v", line, gotErr, wantErr)
