@@ -474,6 +474,9 @@ func (s *scanner) owner(ctx context.Context, name string) ([]byte, error) {
 	return owner, nil
 }
 
+// lostErr is why a worker declared lost (lost/ID) stops.
+func (s *scanner) lostErr() error { return fmt.Errorf("worker %s was declared lost; stopping", s.id) }
+
 // maxFresh bounds the chunks a look keeps to claim next without looking again.
 const maxFresh = 64
 
@@ -491,7 +494,7 @@ func (s *scanner) claim(ctx context.Context) (chunk, run int, err error) {
 		// One GET of its own name: cheaper than listing lost/ (on S3, a twelfth of a LIST).
 		_, err := s.store.Get(ctx, lostDir+"/"+s.id)
 		if err == nil {
-			return -1, 0, fmt.Errorf("worker %s was declared lost; stopping", s.id)
+			return -1, 0, s.lostErr()
 		}
 		if !errors.Is(err, ErrNotExist) {
 			return -1, 0, err
@@ -628,7 +631,7 @@ func (s *scanner) read(ctx context.Context) (*state, error) {
 		// Whoever watches the workers gave this one up (its container was reported dead
 		// while the process lived on): its chunks are being run again, so it must stop
 		// claiming, or it would race its own replacements.
-		return nil, fmt.Errorf("worker %s was declared lost; stopping", s.id)
+		return nil, s.lostErr()
 	}
 	return st, nil
 }
