@@ -819,14 +819,18 @@ func (s *suite) lostWorker(t *testing.T) {
 		t.Skip("the backend cannot lose a worker")
 	}
 	const n = 12
-	j := s.slowJob(t, "lostworker", n, "0.5")
+	// Tasks of 1.5 s: the worker is lost after the first ends, while the others still run
+	// (with 0.5 s the whole job could end before a Slurm array task showed as running).
+	j := s.slowJob(t, "lostworker", n, "1.5")
 	b := s.newBackend(t, j.env)
 	var once sync.Once
+	var lose sync.WaitGroup
+	defer lose.Wait() // its errors belong to this test
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
 	rep, err := rt.Run(ctx, j.cat, b, j.job, j.env, rt.Options{Progress: func(c rt.Counts) {
 		if c.Done >= 1 {
-			once.Do(func() { go s.opts.LoseWorker(t, b) })
+			once.Do(func() { lose.Add(1); go func() { defer lose.Done(); s.opts.LoseWorker(t, b) }() })
 		}
 	}})
 	if err != nil {
