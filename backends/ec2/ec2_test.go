@@ -177,15 +177,9 @@ func (h *harness) busyHost(ctx context.Context, job string) string {
 		}
 		id := aws.ToString(in.InstanceId)
 		store := ec2.NewStore(h.s3, bucket, "jobs/"+ec2test.Tag(in, ec2.TagStaging))
-		claims, _ := store.List(ctx, "claims", "")
-		results, _ := store.List(ctx, "results", "")
-		done := map[string]bool{}
-		for _, r := range results {
-			done[strings.TrimSuffix(r, ".jsonl")] = true
-		}
-		for _, c := range claims {
-			owner, _ := store.Get(ctx, "claims/"+c)
-			if w := string(owner); !done[c] && (w == id || strings.HasPrefix(w, id+".")) {
+		open, _ := remote.OpenClaims(ctx, store)
+		for _, w := range open {
+			if w == id || strings.HasPrefix(w, id+".") {
 				return id
 			}
 		}

@@ -250,9 +250,8 @@ func (l *launch) Watch(ctx context.Context) error {
 
 func (l *launch) Finish(ctx context.Context) error {
 	l.wg.Wait()
-	names, err := l.c.store.Store.List(ctx, "tasks", "")
-	if err == nil {
-		l.c.chunks.Store(int64(len(names) - 1)) // END is not a chunk
+	if n, _, err := remote.StagedChunks(ctx, l.c.store.Store); err == nil {
+		l.c.chunks.Store(int64(n))
 	}
 	return nil
 }

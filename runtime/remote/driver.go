@@ -54,6 +54,8 @@ type Driver struct {
 	// staged is one past the highest task index staged so far: a result line for any other
 	// task (a damaged or foreign results object) is not reported.
 	staged atomic.Int64
+	// chunks is how many chunks are staged so far: results are listed up to the last.
+	chunks atomic.Int64
 	// from is the first chunk whose final results object the driver has not read; finals
 	// holds the chunks whose final object it has. Results are listed from chunk from on, so
 	// a poll's LIST costs the chunks in flight, not the job's.
@@ -212,6 +214,7 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, minSi
 				return fmt.Errorf("stage tasks: %w", err)
 			}
 			n++
+			d.chunks.Store(int64(n))
 			count += len(part)
 		}
 		batch = batch[:0]
@@ -307,17 +310,22 @@ func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporte
 
 // collectOnly is collect for the tasks in want alone.
 func (d *Driver) collectOnly(ctx context.Context, seen map[string]bool, done *rt.IndexSet, want map[int]rt.Task, r rt.Reporter) error {
-	return d.collectFiltered(ctx, seen, done, func(i int) bool { _, ok := want[i]; return ok }, r)
+	upto, _, err := stagedChunks(ctx, d.Store, d.from)
+	if err != nil {
+		return fmt.Errorf("list tasks: %w", err)
+	}
+	return d.collectFiltered(ctx, seen, done, func(i int) bool { _, ok := want[i]; return ok }, upto, r)
 }
 
 // collect reads the result objects not read before and reports their records.
 func (d *Driver) collect(ctx context.Context, seen map[string]bool, done *rt.IndexSet, r rt.Reporter) error {
-	return d.collectFiltered(ctx, seen, done, func(i int) bool { return i >= 0 && int64(i) < d.staged.Load() }, r)
+	return d.collectFiltered(ctx, seen, done, func(i int) bool { return i >= 0 && int64(i) < d.staged.Load() }, int(d.chunks.Load()), r)
 }
 
-// collectFiltered is collect for the tasks that keep says to keep (all when keep is nil).
-func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done *rt.IndexSet, keep func(int) bool, r rt.Reporter) error {
-	names, err := d.Store.List(ctx, resultsDir, chunkName(d.from))
+// collectFiltered is collect for the tasks that keep says to keep (all when keep is nil), of
+// the chunks before upto.
+func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done *rt.IndexSet, keep func(int) bool, upto int, r rt.Reporter) error {
+	names, err := listChunks(ctx, d.Store, resultsDir, d.from, upto)
 	if err != nil {
 		return fmt.Errorf("list results: %w", err)
 	}

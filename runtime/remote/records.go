@@ -3,6 +3,8 @@ package remote
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -69,19 +71,89 @@ type resultLine struct {
 	Stderr    []byte          `json:"r,omitempty"`
 }
 
+// shardChunks is how many chunks share a directory (a shard, named by chunk/shardChunks) in
+// tasks/, claims/ and results/. A reader lists only the shards of the chunks it still waits
+// for, so a listing costs the chunks in flight, not the job's: a directory store and HDFS read
+// a directory whole (75 ms for 100,000 names here), and HDFS refuses more than 1,048,576
+// items in one directory (dfs.namenode.fs-limits.max-directory-items).
+const shardChunks = 1000
+
 func chunkName(n int) string { return fmt.Sprintf("%08d", n) }
 
-func chunkObject(n int) string { return tasksDir + "/" + chunkName(n) + ".jsonl" }
+// shardDir is the directory under dir of chunk n's objects.
+func shardDir(dir string, n int) string { return fmt.Sprintf("%s/%05d", dir, n/shardChunks) }
 
-func claimObject(n, run int) string { return claimsDir + "/" + chunkName(n) + "." + strconv.Itoa(run) }
+func chunkObject(n int) string { return shardDir(tasksDir, n) + "/" + chunkName(n) + ".jsonl" }
+
+func claimObject(n, run int) string {
+	return shardDir(claimsDir, n) + "/" + chunkName(n) + "." + strconv.Itoa(run)
+}
 
 func resultObject(n, run int) string {
-	return resultsDir + "/" + chunkName(n) + "." + strconv.Itoa(run) + ".jsonl"
+	return shardDir(resultsDir, n) + "/" + chunkName(n) + "." + strconv.Itoa(run) + ".jsonl"
+}
+
+func resultPartObject(n, run, part int) string {
+	return shardDir(resultsDir, n) + "/" + chunkName(n) + "." + strconv.Itoa(run) + "." + strconv.Itoa(part) + ".jsonl"
+}
+
+// listChunks lists the objects of chunks from (inclusive) to upto (exclusive) under dir
+// (claims or results), shard by shard; the names are relative to dir ("00001/00001234.1").
+// It may return objects of later chunks of upto's shard.
+func listChunks(ctx context.Context, s Store, dir string, from, upto int) ([]string, error) {
+	var out []string
+	after := chunkName(from) // every object of chunk from sorts after its bare number
+	for sh := from / shardChunks; sh*shardChunks < upto; sh++ {
+		d := shardDir(dir, sh*shardChunks)
+		names, err := s.List(ctx, d, after)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			out = append(out, d[len(dir)+1:]+"/"+name)
+		}
+		after = ""
+	}
+	return out, nil
+}
+
+// stagedChunks returns how many chunks are staged, counting from chunk from (which the caller
+// knows to be staged, or from when none is), and whether END says that is all of them. Chunks
+// are staged in order, so a shard is listed only when the one before it is full.
+func stagedChunks(ctx context.Context, s Store, from int) (chunks int, end bool, err error) {
+	data, err := s.Get(ctx, endName)
+	if err == nil {
+		n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil {
+			return 0, false, fmt.Errorf("read %s: %q is not a chunk count", endName, data)
+		}
+		return n, true, nil
+	}
+	if !errors.Is(err, ErrNotExist) {
+		return 0, false, err
+	}
+	chunks = from
+	for sh := from / shardChunks; ; sh++ {
+		names, err := s.List(ctx, shardDir(tasksDir, sh*shardChunks), chunkName(chunks))
+		if err != nil {
+			return 0, false, err
+		}
+		for _, name := range names {
+			if n, err := strconv.Atoi(strings.TrimSuffix(name, ".jsonl")); err == nil && n+1 > chunks {
+				chunks = n + 1
+			}
+		}
+		if chunks < (sh+1)*shardChunks {
+			return chunks, false, nil
+		}
+	}
 }
 
 // parseRunName reads "NNNNNNNN.K" (a claim), "NNNNNNNN.K.jsonl" (a run's results, complete)
-// or "NNNNNNNN.K.P.jsonl" (part P of a re-run's results, written as its tasks finish).
+// or "NNNNNNNN.K.P.jsonl" (part P of a re-run's results, written as its tasks finish), after
+// the shard directory, if any.
 func parseRunName(name string) (chunk, run, part int, ok bool) {
+	name = name[strings.LastIndexByte(name, '/')+1:]
 	fields := strings.Split(strings.TrimSuffix(name, ".jsonl"), ".")
 	if len(fields) < 2 || len(fields) > 3 {
 		return 0, 0, 0, false
@@ -96,10 +168,6 @@ func parseRunName(name string) (chunk, run, part int, ok bool) {
 		}
 	}
 	return chunk, run, part, err[0] == nil && err[1] == nil && err[2] == nil && run > 0
-}
-
-func resultPartObject(n, run, part int) string {
-	return resultsDir + "/" + chunkName(n) + "." + strconv.Itoa(run) + "." + strconv.Itoa(part) + ".jsonl"
 }
 
 func encodeLines[T any](lines []T) ([]byte, error) {

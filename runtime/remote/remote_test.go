@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 type dirBackend struct {
 	t       *testing.T
 	workers int
+	chunk   int // tasks per chunk; 0 is 3
 
 	mu      sync.Mutex
 	store   DirStore
@@ -30,7 +32,7 @@ func (b *dirBackend) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Tas
 	b.store = DirStore(b.t.TempDir())
 	b.running = map[string]context.CancelFunc{}
 	b.mu.Unlock()
-	d := &Driver{Store: b.store, JobID: "test", ChunkSize: 3, Workers: b.workers, Threads: 1, Poll: 20e6}
+	d := &Driver{Store: b.store, JobID: "test", ChunkSize: cmp.Or(b.chunk, 3), Workers: b.workers, Threads: 1, Poll: 20e6}
 	if err := d.Stage(ctx, job, "local"); err != nil {
 		return err
 	}
@@ -71,6 +73,41 @@ func (b *dirBackend) lose(t *testing.T) {
 func TestConformance(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T, _ *lang.Env) rt.Backend { return &dirBackend{t: t, workers: 3} },
 		backendtest.Options{LoseWorker: func(t *testing.T, b rt.Backend) { b.(*dirBackend).lose(t) }})
+}
+
+// A job of more chunks than a shard holds runs whole: its chunks, claims and results are
+// spread over shard directories of at most shardChunks chunks each, which the workers and the
+// driver find as the job goes.
+func TestShardedChunks(t *testing.T) {
+	n := 2*shardChunks + 100
+	job, env, cat := backendtest.Load(t, fmt.Sprintf("job shards\nenv local {}\nfunc f(x) = x * 2\nparams map(1..%d, ({x: #}))\ncombine sum(results)\n", n), nil)
+	b := &dirBackend{t: t, workers: 3, chunk: 1}
+	rep, err := rt.Run(context.Background(), cat, b, job, env, rt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != rt.Completed || rep.NumDone != n {
+		t.Fatalf("%s, %d of %d tasks done", rep.Status, rep.NumDone, n)
+	}
+	if want := fmt.Sprint(n * (n + 1)); fmt.Sprint(rep.Combined) != want {
+		t.Errorf("sum(results) = %v, want %s", rep.Combined, want)
+	}
+	for _, dir := range []string{tasksDir, claimsDir, resultsDir} {
+		var sizes []int
+		for sh := 0; sh < 4; sh++ {
+			names, err := b.store.List(context.Background(), shardDir(dir, sh*shardChunks), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes = append(sizes, len(names))
+		}
+		if want := []int{shardChunks, shardChunks, 100, 0}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+			t.Errorf("%s/: objects per shard %v, want %v (one per chunk)", dir, sizes, want)
+		}
+		if top, _ := b.store.List(context.Background(), dir, ""); dir != tasksDir && len(top) != 0 {
+			t.Errorf("%s/ holds objects outside the shards: %v", dir, top[:min(len(top), 5)])
+		}
+	}
 }
 
 // A worker killed between creating its claim and writing its id leaves an empty claim: after
@@ -157,7 +194,7 @@ func TestPartialResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every task's result is in exactly one object of the run.
-	names, _ := store.List(ctx, resultsDir, "")
+	names, _ := listChunks(ctx, store, resultsDir, 0, 1<<20)
 	seen := map[int]int{}
 	for _, n := range names {
 		data, _ := store.Get(ctx, resultsDir+"/"+n)

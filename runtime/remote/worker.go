@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -327,7 +326,7 @@ func (w *Worker) putLines(ctx context.Context, name string, rec *lineRecorder) e
 // re-run writes a task's results as it finishes, so its loss is charged to the first task it
 // did not finish.
 func (w *Worker) lostRuns(ctx context.Context, chunk, run int, tasks []taskLine) (map[int]bool, map[int]int, error) {
-	names, err := w.Store.List(ctx, resultsDir, chunkName(chunk))
+	names, err := listChunks(ctx, w.Store, resultsDir, chunk, chunk+1)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -579,38 +578,21 @@ type state struct {
 
 func (s *scanner) read(ctx context.Context) (*state, error) {
 	st := &state{claims: map[int]int{}, results: map[int]int{}, lost: map[string]bool{}}
-	// Every chunk before from has results: only the later ones are listed.
-	after := chunkName(s.from)
 	if s.chunks > 0 {
 		// END was read: the chunks are all staged, and their number known.
 		st.end, st.chunks = true, s.chunks
 	} else {
-		names, err := s.store.List(ctx, tasksDir, after)
-		if err != nil {
+		var err error
+		if st.chunks, st.end, err = stagedChunks(ctx, s.store, s.from); err != nil {
 			return nil, err
 		}
-		for _, name := range names {
-			if name == "END" {
-				st.end = true
-				continue
-			}
-			if n, err := strconv.Atoi(strings.TrimSuffix(name, ".jsonl")); err == nil && n+1 > st.chunks {
-				st.chunks = n + 1
-			}
-		}
 		if st.end {
-			data, err := s.store.Get(ctx, endName)
-			if err != nil {
-				return nil, err
-			}
-			if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-				st.chunks = n
-				s.chunks = n
-			}
+			s.chunks = st.chunks
 		}
 	}
+	// Every chunk before from has results: only the later ones are listed.
 	for dir, m := range map[string]map[int]int{claimsDir: st.claims, resultsDir: st.results} {
-		names, err := s.store.List(ctx, dir, after)
+		names, err := listChunks(ctx, s.store, dir, s.from, st.chunks)
 		if err != nil {
 			return nil, err
 		}
@@ -650,6 +632,33 @@ func Finished(ctx context.Context, s Store) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// OpenClaims returns the chunks of the staged job that a worker holds a claim on and that have
+// no results yet, with the id each claim's worker wrote ("" when none yet).
+func OpenClaims(ctx context.Context, s Store) (map[int]string, error) {
+	st, err := (&scanner{store: s}).read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	open := map[int]string{}
+	for c, run := range st.claims {
+		if st.results[c] > 0 {
+			continue
+		}
+		owner, err := s.Get(ctx, claimObject(c, run))
+		if err != nil && !errors.Is(err, ErrNotExist) {
+			return nil, err
+		}
+		open[c] = strings.TrimSpace(string(owner))
+	}
+	return open, nil
+}
+
+// StagedChunks returns how many chunks of tasks the staged job has so far, and whether that
+// is all of them (the driver wrote END).
+func StagedChunks(ctx context.Context, s Store) (chunks int, end bool, err error) {
+	return stagedChunks(ctx, s, 0)
 }
 
 // Canceled tells whether the driver canceled the staged job.
