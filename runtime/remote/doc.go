@@ -6,16 +6,20 @@
 //
 // The driver stages a job under a directory of its own:
 //
-//	job.json                 the Manifest: the job's id, its script text and path, its env
-//	ship/PATH                every shipped file
-//	tasks/NNNNNNNN.jsonl     the tasks, in chunks of consecutive indexes, one JSON line each
-//	tasks/END                written once every chunk is, holding their number
-//	claims/NNNNNNNN.K        a worker's claim of chunk N's K-th run: its worker id
-//	results/NNNNNNNN.K.jsonl the outcome of every attempt of that run's tasks (those not in
-//	                         its parts), written when the run ends
-//	results/NNNNNNNN.K.P.jsonl part P of the run's outcomes, written while it runs
-//	lost/WORKER              a worker that died; its unfinished claims may be run again
-//	cancel                   the job is canceled: workers stop
+//	job.json                       the Manifest: the job's id, its script text and path, its env
+//	ship/PATH                      every shipped file
+//	tasks/SSSSS/NNNNNNNN.jsonl     the tasks, in chunks of consecutive indexes, one JSON line each
+//	tasks/END                      written once every chunk is, holding their number
+//	claims/SSSSS/NNNNNNNN.K        a worker's claim of chunk N's K-th run: its worker id
+//	results/SSSSS/NNNNNNNN.K.jsonl the outcome of every attempt of that run's tasks (those not
+//	                               in its parts), written when the run ends
+//	results/SSSSS/NNNNNNNN.K.P.jsonl part P of the run's outcomes, written while it runs
+//	lost/WORKER                    a worker that died; its unfinished claims may be run again
+//	cancel                         the job is canceled: workers stop
+//
+// SSSSS is the chunk's shard, N / 1,000: a directory holds the objects of 1,000 chunks, and a
+// reader lists only the shards of the chunks it still waits for (a directory store and HDFS
+// read a directory whole, and HDFS caps a directory's items).
 //
 // Workers are `mapflow worker` processes (in YARN containers, on EC2 hosts). Each reads the
 // manifest, checks the script with lang.CheckStaged, and then loops: it claims the first chunk

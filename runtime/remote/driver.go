@@ -330,8 +330,12 @@ func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done
 		return fmt.Errorf("list results: %w", err)
 	}
 	defer func() {
+		from := d.from
 		for d.finals.Has(d.from) {
 			d.from++
+		}
+		if d.from > from {
+			forgetBefore(seen, d.from) // never listed again
 		}
 	}()
 	for _, name := range names {

@@ -149,6 +149,15 @@ func stagedChunks(ctx context.Context, s Store, from int) (chunks int, end bool,
 	}
 }
 
+// forgetBefore deletes from m the claims and results objects of the chunks before from.
+func forgetBefore[V any](m map[string]V, from int) {
+	for name := range m {
+		if c, _, _, ok := parseRunName(name); ok && c < from {
+			delete(m, name)
+		}
+	}
+}
+
 // parseRunName reads "NNNNNNNN.K" (a claim), "NNNNNNNN.K.jsonl" (a run's results, complete)
 // or "NNNNNNNN.K.P.jsonl" (part P of a re-run's results, written as its tasks finish), after
 // the shard directory, if any.

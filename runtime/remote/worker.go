@@ -590,7 +590,10 @@ func (s *scanner) read(ctx context.Context) (*state, error) {
 			s.chunks = st.chunks
 		}
 	}
-	// Every chunk before from has results: only the later ones are listed.
+	// Every chunk before from has results: only the later ones are listed, and what is
+	// known of the earlier ones' claims is forgotten.
+	forgetBefore(s.owners, s.from)
+	forgetBefore(s.blank, s.from)
 	for dir, m := range map[string]map[int]int{claimsDir: st.claims, resultsDir: st.results} {
 		names, err := listChunks(ctx, s.store, dir, s.from, st.chunks)
 		if err != nil {
