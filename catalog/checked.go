@@ -1,0 +1,55 @@
+package catalog
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// SQLite's quick_check, which run and resume make before writing a job (Check), reads the
+// whole file: about 2.6 s for a catalog of ten million tasks. A catalog that is as mapflow
+// left it, when it last closed it after a check passed, is not read again. The stamp beside
+// it (PATH-checked) records, at that close, the size, modification time and inode of the file
+// and of its WAL; Open compares them before SQLite opens the file. Any other writer (a tool,
+// a damaged disk that rewrote a block, a driver that died mid-write) changes them.
+
+// stampPath is the file that holds the catalog's stamp.
+func (c *Catalog) stampPath() string { return c.path + "-checked" }
+
+// fileStamp describes the catalog file at path and its WAL as the stamp records them.
+func fileStamp(path string) string {
+	var b strings.Builder
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			b.WriteString("none\n")
+			continue
+		}
+		var ino uint64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = st.Ino
+		}
+		fmt.Fprintf(&b, "%d %d %d\n", fi.Size(), fi.ModTime().UnixNano(), ino)
+	}
+	return b.String()
+}
+
+// stampMatches tells whether the stamp beside the catalog at path describes it as it is.
+func stampMatches(path string) bool {
+	saved, err := os.ReadFile(path + "-checked")
+	return err == nil && string(saved) == fileStamp(path)
+}
+
+// writeStamp records the catalog as sound as it is now, once it is closed. Best effort: with
+// no stamp, the next run checks the file.
+func (c *Catalog) writeStamp() {
+	tmp := c.stampPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(fileStamp(c.path)), 0o600); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	if err := os.Rename(tmp, c.stampPath()); err != nil {
+		os.Remove(tmp)
+	}
+}
