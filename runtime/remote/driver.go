@@ -271,6 +271,9 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, minSi
 func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporter) (missing []rt.Task, err error) {
 	want := map[int]rt.Task{}
 	for t := range tasks {
+		if t.ParamsJSON != nil {
+			t.Params = nil // staging a re-run needs only the JSON; the map is the larger
+		}
 		want[t.Index] = t
 	}
 	poll := d.Poll
