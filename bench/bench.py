@@ -370,7 +370,7 @@ SIMRUN = os.path.join(OUT, "simrun")
 
 def bench_sim():
     n = SIM_N
-    need = n * 320  # bytes: the catalog (about 190 a row), its WAL, and the store's chunks
+    need = n * 380  # bytes: the catalog (about 190 a row), its WAL, and the store's chunks (about 180 a task)
     free = shutil.disk_usage(OUT).free
     if need > free:
         notes.append(f"10: skipped {n:,} simulated tasks: they need about {need / 1e9:.0f} GB of disk, "
@@ -396,7 +396,7 @@ def bench_sim():
         fresh(cat)
     notes.append("10: simulated workers answer each task without running it (bench/simrun); tasks/s is the "
                  "driver's ingest: staging, reading results, the catalog. BENCH_SCALE=100M runs 100,000,000 "
-                 "tasks when the disk holds them (about 32 GB).")
+                 "tasks when the disk holds them (about 38 GB).")
 
 
 # 7. Python functions in warm workers: a Python add against multiprocessing writing the same
