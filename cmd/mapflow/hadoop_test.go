@@ -14,7 +14,10 @@ import (
 
 func init() {
 	// yarnapp JOB STATE: the YARN application of JOB's latest run reaches STATE (FINISHED,
-	// KILLED, ...) within 60 s, as the ResourceManager's REST API reports it.
+	// KILLED, ...) within 60 s, as the ResourceManager's REST API reports it: its state, or
+	// its final status (a canceled job's application is KILLED when the driver's kill comes
+	// first, FINISHED with final status KILLED when its ApplicationMaster saw the cancel and
+	// unregistered first).
 	scriptCmds["yarnapp"] = func(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) != 2 {
 			ts.Fatalf("usage: yarnapp JOB STATE")
@@ -40,7 +43,7 @@ func init() {
 			for _, a := range body.Apps.App {
 				if strings.Contains(a.Name, job.ID) {
 					last = a.ID + " " + a.State + "/" + a.FinalStatus
-					if a.State == args[1] {
+					if a.State == args[1] || a.FinalStatus == args[1] {
 						ts.Logf("%s", last)
 						return
 					}
