@@ -1,10 +1,13 @@
 package catalog
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // SQLite's quick_check, which run and resume make before writing a job (Check), reads the
@@ -12,7 +15,7 @@ import (
 // left it, when it last closed it after a check passed, is not read again. The stamp beside
 // it (PATH-checked) records, at that close, the size, modification time and inode of the file
 // and of its WAL; Open compares them before SQLite opens the file. Any other writer (a tool,
-// a damaged disk that rewrote a block, a driver that died mid-write) changes them.
+// a driver that died mid-write) changes them; a disk that rots a block in place does not.
 
 // stampPath is the file that holds the catalog's stamp.
 func (c *Catalog) stampPath() string { return c.path + "-checked" }
@@ -43,7 +46,17 @@ func stampMatches(path string) bool {
 
 // writeStamp records the catalog as sound as it is now, once it is closed. Best effort: with
 // no stamp, the next run checks the file.
+//
+// The kernel stamps a write with a coarse clock (a tick of a few milliseconds), so a write
+// right after mapflow's last one could leave the time as it was. The file's time is first
+// set to the precise time now: any later write sets a tick's time, which is not it.
 func (c *Catalog) writeStamp() {
+	now := time.Now()
+	for _, p := range []string{c.path, c.path + "-wal"} {
+		if err := os.Chtimes(p, now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+	}
 	tmp := c.stampPath() + ".tmp"
 	if err := os.WriteFile(tmp, []byte(fileStamp(c.path)), 0o600); err != nil {
 		os.Remove(tmp)
