@@ -249,17 +249,30 @@ func (c *Catalog) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	return c.withConn(ctx, func(conn *sql.Conn) error {
 		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
+			endTx(conn)
 			return fmt.Errorf("begin: %w", err)
 		}
 		if err := fn(tx); err != nil {
 			tx.Rollback()
+			endTx(conn)
 			return err
 		}
 		if err := tx.Commit(); err != nil {
+			endTx(conn)
 			return fmt.Errorf("commit: %w", err)
 		}
 		return nil
 	})
+}
+
+// endTx takes the connection out of any transaction a failed BEGIN, statement or COMMIT left
+// it in: database/sql's own rollback of a transaction whose context ended runs on the
+// connection SQLite was told to interrupt, and may not happen. Without it every later write
+// failed with "cannot start a transaction within a transaction".
+func endTx(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn.ExecContext(ctx, "ROLLBACK") // "no transaction is active" when it is out of one
 }
 
 // driverConn is what the writing connection offers below database/sql.
@@ -272,7 +285,7 @@ type driverConn interface {
 // and so skips database/sql's per-argument conversions and allocations.
 func (c *Catalog) writeRaw(ctx context.Context, fn func(driverConn) error) error {
 	return c.withConn(ctx, func(conn *sql.Conn) error {
-		return conn.Raw(func(dc any) error {
+		err := conn.Raw(func(dc any) error {
 			d, ok := dc.(driverConn)
 			if !ok {
 				return fmt.Errorf("sqlite driver connection %T lacks BeginTx or PrepareContext", dc)
@@ -290,6 +303,10 @@ func (c *Catalog) writeRaw(ctx context.Context, fn func(driverConn) error) error
 			}
 			return nil
 		})
+		if err != nil {
+			endTx(conn)
+		}
+		return err
 	})
 }
 
@@ -320,6 +337,9 @@ func (c *Catalog) withConn(ctx context.Context, fn func(*sql.Conn) error) error 
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			c.sound = false // no stamp: the next run checks the file and refuses it
+			return fmt.Errorf("%w: %s: %v; %s", ErrDamaged, c.path, err, damagedRemedy)
 		case sqlite3.SQLITE_FULL:
 			return fmt.Errorf("%w: the disk holding %s is full; free some space, then finish the job with mapflow resume (%w)", ErrCatalogUnwritable, c.path, err)
 		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:

@@ -3,8 +3,10 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,12 +22,16 @@ import (
 // stampPath is the file that holds the catalog's stamp.
 func (c *Catalog) stampPath() string { return c.path + "-checked" }
 
-// fileStamp describes the catalog file at path and its WAL as the stamp records them.
+// fileStamp describes the catalog file at path and its WAL as the stamp records them. SQLite
+// keeps the WAL beside the file a symlink names; an empty WAL (a reader's) holds nothing.
 func fileStamp(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	var b strings.Builder
 	for _, p := range []string{path, path + "-wal"} {
 		fi, err := os.Stat(p)
-		if err != nil {
+		if err != nil || p != path && fi.Size() == 0 {
 			b.WriteString("none\n")
 			continue
 		}
@@ -38,11 +44,24 @@ func fileStamp(path string) string {
 	return b.String()
 }
 
-// stampMatches tells whether the stamp beside the catalog at path describes it as it is.
+// stampMatches tells whether the stamp beside the catalog at path describes it as it is. Only
+// a small regular file is read: a stamp that is a FIFO or a link to a device is no stamp.
 func stampMatches(path string) bool {
-	saved, err := os.ReadFile(path + "-checked")
+	fi, err := os.Lstat(path + "-checked")
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxStamp {
+		return false
+	}
+	f, err := os.Open(path + "-checked")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	saved, err := io.ReadAll(io.LimitReader(f, maxStamp+1))
 	return err == nil && string(saved) == fileStamp(path)
 }
+
+// maxStamp bounds a stamp's size: two lines of three numbers.
+const maxStamp = 256
 
 // writeStamp records the catalog as sound as it is now, once it is closed. Best effort: with
 // no stamp, the next run checks the file.
@@ -52,7 +71,11 @@ func stampMatches(path string) bool {
 // set to the precise time now: any later write sets a tick's time, which is not it.
 func (c *Catalog) writeStamp() {
 	now := time.Now()
-	for _, p := range []string{c.path, c.path + "-wal"} {
+	path := c.path
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	for _, p := range []string{path, path + "-wal"} {
 		if err := os.Chtimes(p, now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return
 		}

@@ -2,11 +2,14 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // A catalog is quick_checked until a mapflow that checked it closes it; then, while the file
@@ -100,5 +103,60 @@ func TestCheckTrustsOnlyTheFileItLeft(t *testing.T) {
 	c.Close()
 	if !errors.Is(err, ErrDamaged) {
 		t.Fatalf("a catalog that failed its check was trusted afterwards: Check = %v", err)
+	}
+}
+
+// A stamp that is a FIFO or a link to a device is no stamp: Open neither hangs nor reads
+// without end, and Check runs.
+func TestStampThatIsNotAFile(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range map[string]func(p string) error{
+		"fifo":      func(p string) error { return syscall.Mkfifo(p, 0o600) },
+		"/dev/zero": func(p string) error { return os.Symlink("/dev/zero", p) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "catalog.db")
+			if err := mk(path + "-checked"); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				c, err := Open(path)
+				if err == nil {
+					if c.sound {
+						err = errors.New("trusted without a stamp")
+					} else {
+						err = c.Check(ctx)
+					}
+					c.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Open or Check hung on the stamp")
+			}
+		})
+	}
+}
+
+// A write whose context ends mid-transaction leaves the catalog writable: the next write
+// does not fail with "cannot start a transaction within a transaction".
+func TestWriteAfterCanceledTransaction(t *testing.T) {
+	c, _ := openTemp(t)
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		_ = c.write(ctx, func(tx *sql.Tx) error {
+			cancel()
+			_, err := tx.ExecContext(ctx, "INSERT INTO jobs (job_id, name, status) VALUES (?, 'x', 'Running')", fmt.Sprint("c", i))
+			return err
+		})
+		if err := c.CreateJob(context.Background(), testJob(fmt.Sprint("j", i), "ok", t0)); err != nil {
+			t.Fatalf("write after a canceled one (round %d): %v", i, err)
+		}
 	}
 }
