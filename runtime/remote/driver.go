@@ -144,6 +144,11 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 				return ctx.Err()
 			}
 			d.cancel()
+			// The results already written are the tasks' own: a last look keeps them
+			// (Completed, not Canceled).
+			lctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_ = d.collect(lctx, seen, &done, r)
+			stop()
 			return ctx.Err()
 		case err := <-stageErr:
 			if err != nil {

@@ -246,3 +246,53 @@ func TestDirStoreListAfter(t *testing.T) {
 		}
 	}
 }
+
+// eventLog is a Reporter that keeps the events it is given.
+type eventLog struct {
+	mu     sync.Mutex
+	events []rt.Event
+}
+
+func (l *eventLog) Report(e rt.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+// A canceled run keeps the results its workers wrote before the cancel: the driver looks at
+// the store once more before it returns, so those tasks are not recorded Canceled.
+func TestCancelKeepsWrittenResults(t *testing.T) {
+	job, _, _ := backendtest.Load(t, "job keep\nenv local {}\nfunc f(x) = x * 2\nparams map(1..3, ({x: #}))\n", nil)
+	store := DirStore(t.TempDir())
+	d := &Driver{Store: store, JobID: "keep", ChunkSize: 1, Workers: 1, Poll: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := d.Stage(ctx, job, "local"); err != nil {
+		t.Fatal(err)
+	}
+	tasks := make(chan rt.Task, 3)
+	for i := range 3 {
+		tasks <- rt.Task{Index: i, Name: rt.TaskName("f", i), ParamsJSON: []byte(fmt.Sprintf(`{"x":%d}`, i+1))}
+	}
+	close(tasks)
+	log := &eventLog{}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, job, tasks, log) }()
+	w := &SimWorker{Store: store, ID: "w", Poll: 10 * time.Millisecond}
+	if err := w.Run(ctx); err != nil { // ends once every chunk up to END has results
+		t.Fatal(err)
+	}
+	cancel() // before the driver's next poll, an hour away
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	finished := map[int]bool{}
+	for _, e := range log.events {
+		if e.Kind == rt.TaskFinished {
+			finished[e.Result.Index] = true
+		}
+	}
+	if len(finished) != 3 {
+		t.Errorf("tasks reported finished: %v, want all 3", finished)
+	}
+}
