@@ -296,3 +296,38 @@ func TestCancelKeepsWrittenResults(t *testing.T) {
 		t.Errorf("tasks reported finished: %v, want all 3", finished)
 	}
 }
+
+// A driver that died while staging left no END: re-attaching writes it, and the workers then
+// finish the chunks staged and end, instead of waiting for more.
+func TestSealStagingEndsTheWorkers(t *testing.T) {
+	ctx := context.Background()
+	store := DirStore(t.TempDir())
+	manifest, _ := encodeLines([]Manifest{{JobID: "t", ScriptPath: "t.mf", Script: "job t\nfunc f(x) = x + 1\nparams map(1..9, ({x: #}))\n"}})
+	if err := store.Put(ctx, manifestName, manifest); err != nil {
+		t.Fatal(err)
+	}
+	for c := range 3 { // three chunks of the nine tasks staged, then the driver died
+		lines, _ := encodeLines([]taskLine{{Index: c, Name: rt.TaskName("f", c), Params: []byte(`{"x":1}`)}})
+		if err := store.Put(ctx, chunkObject(c), lines); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sealStaging(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if n, end, err := stagedChunks(ctx, store, 0); n != 3 || !end || err != nil {
+		t.Fatalf("after the seal: %d chunks, end %v, %v; want 3, true", n, end, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	w := &SimWorker{Store: store, ID: "w", Poll: 10 * time.Millisecond}
+	if err := w.Run(wctx); err != nil || wctx.Err() != nil {
+		t.Fatalf("worker: %v, %v; want it to end by itself", err, wctx.Err())
+	}
+	if w.Tasks.Load() != 3 {
+		t.Errorf("worker answered %d tasks, want the 3 staged", w.Tasks.Load())
+	}
+	if err := sealStaging(ctx, store); err != nil { // a second re-attach leaves END alone
+		t.Fatal(err)
+	}
+}
