@@ -22,12 +22,10 @@ import (
 // stampPath is the file that holds the catalog's stamp.
 func (c *Catalog) stampPath() string { return c.path + "-checked" }
 
-// fileStamp describes the catalog file at path and its WAL as the stamp records them. SQLite
-// keeps the WAL beside the file a symlink names; an empty WAL (a reader's) holds nothing.
+// fileStamp describes the catalog file at path and its WAL as the stamp records them; an
+// empty WAL (a reader's) holds nothing.
 func fileStamp(path string) string {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
-	}
+	path = realPath(path)
 	var b strings.Builder
 	for _, p := range []string{path, path + "-wal"} {
 		fi, err := os.Stat(p)
@@ -71,10 +69,7 @@ const maxStamp = 256
 // set to the precise time now: any later write sets a tick's time, which is not it.
 func (c *Catalog) writeStamp() {
 	now := time.Now()
-	path := c.path
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
-	}
+	path := realPath(c.path)
 	for _, p := range []string{path, path + "-wal"} {
 		if err := os.Chtimes(p, now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return
@@ -88,4 +83,13 @@ func (c *Catalog) writeStamp() {
 	if err := os.Rename(tmp, c.stampPath()); err != nil {
 		os.Remove(tmp)
 	}
+}
+
+// realPath is path with its symlinks resolved (path itself when that fails): SQLite keeps
+// the WAL beside the file a symlink names.
+func realPath(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		return real
+	}
+	return path
 }

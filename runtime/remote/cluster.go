@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/mapflow/mapflow/lang"
@@ -166,9 +165,6 @@ func Reattach(ctx context.Context, c Cluster, job *lang.Job, envName string, sta
 		return Run(ctx, c, job, envName, tasks, r)
 	}
 	c.Logf("re-attaching to %s", l)
-	if err := sealStaging(ctx, l.Store()); err != nil {
-		return end(ctx, c, l, true, fmt.Errorf("re-attach to %s: %w", l, err))
-	}
 	d := &Driver{Store: l.Store(), Watch: l.Watch}
 	l.Tune(d)
 	missing, err := d.Collect(ctx, tasks, r)
@@ -197,24 +193,6 @@ func Stop(ctx context.Context, c Cluster, state []byte) error {
 	}
 	if err := l.Stop(ctx, true); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("stop %s: %w", l, err)
-	}
-	return nil
-}
-
-// sealStaging writes END after the chunks a dead driver staged, if it died staging: its
-// workers then finish those and end, and Collect finds the tasks never staged missing, to
-// be run afresh, instead of the workers waiting for more chunks until they give up (Idle).
-// The driver is gone (Resume checks its heartbeat), so no chunk comes after.
-func sealStaging(ctx context.Context, s Store) error {
-	n, end, err := stagedChunks(ctx, s, 0)
-	if err != nil {
-		return fmt.Errorf("read the staged tasks: %w", err)
-	}
-	if end {
-		return nil
-	}
-	if err := s.Put(ctx, endName, []byte(strconv.Itoa(n))); err != nil {
-		return fmt.Errorf("end the staging: %w", err)
 	}
 	return nil
 }

@@ -128,8 +128,7 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 	}
 	staged := make(chan int, 1) // tasks staged so far, sent when planning ends
 	stageErr := make(chan error, 1)
-	chunks := 0 // chunks staged; read once stageErr says the staging ended
-	go func() { stageErr <- d.stage(ctx, tasks, size, least, known, staged, &chunks) }()
+	go func() { stageErr <- d.stage(ctx, tasks, size, least, known, staged) }()
 
 	seen := map[string]bool{}
 	var done rt.IndexSet
@@ -140,7 +139,7 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 		select {
 		case <-ctx.Done():
 			if rt.Detached(ctx) {
-				d.seal(stageErr, &chunks)
+				d.seal(stageErr)
 				return ctx.Err()
 			}
 			d.cancel()
@@ -186,11 +185,10 @@ func (d *Driver) Run(ctx context.Context, job *lang.Job, tasks <-chan rt.Task, r
 // gathered in batches (until size × Workers tasks, stageDelay, or the end of the params) and
 // each batch is cut into at least Workers chunks of at most size tasks, so that a small job
 // still spreads over every worker and a large one is claimed in large pieces.
-func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, minSize, total int, staged chan<- int, chunks *int) error {
+func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, minSize, total int, staged chan<- int) error {
 	workers := max(d.Workers, 1)
 	var batch []taskLine
 	n, count := 0, 0
-	defer func() { *chunks = n }()
 	// size is the chunk size for the tasks staged next: maxSize, or with total known, what is
 	// left split among twice the workers, at least minSize.
 	size := func() int {
@@ -270,10 +268,15 @@ func (d *Driver) stage(ctx context.Context, tasks <-chan rt.Task, maxSize, minSi
 	}
 }
 
-// Collect re-attaches to a staged job: it reports the results in the store of every task
+// Collect re-attaches to a staged job whose driver is gone: it ends the staging if that
+// driver left it open (sealStaging), then reports the results in the store of every task
 // received on tasks, as they land. It returns nil once each has its results, or, when Watch
 // says the remote work ended first, the tasks still without results, to be run afresh.
 func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporter) (missing []rt.Task, err error) {
+	chunks, err := sealStaging(ctx, d.Store)
+	if err != nil {
+		return nil, err
+	}
 	want := map[int]rt.Task{}
 	for t := range tasks {
 		if t.ParamsJSON != nil {
@@ -288,7 +291,7 @@ func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporte
 	seen := map[string]bool{}
 	var done rt.IndexSet
 	for {
-		if err := d.collectOnly(ctx, seen, &done, want, r); err != nil {
+		if err := d.collectOnly(ctx, seen, &done, want, chunks, r); err != nil {
 			return nil, err
 		}
 		if done.Len() == len(want) {
@@ -296,7 +299,7 @@ func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporte
 		}
 		if d.Watch != nil {
 			if werr := d.Watch(ctx); werr != nil && ctx.Err() == nil {
-				if err := d.collectOnly(ctx, seen, &done, want, r); err != nil {
+				if err := d.collectOnly(ctx, seen, &done, want, chunks, r); err != nil {
 					return nil, err
 				}
 				for i, t := range want {
@@ -316,13 +319,27 @@ func (d *Driver) Collect(ctx context.Context, tasks <-chan rt.Task, r rt.Reporte
 	}
 }
 
-// collectOnly is collect for the tasks in want alone.
-func (d *Driver) collectOnly(ctx context.Context, seen map[string]bool, done *rt.IndexSet, want map[int]rt.Task, r rt.Reporter) error {
-	upto, _, err := stagedChunks(ctx, d.Store, d.from)
-	if err != nil {
-		return fmt.Errorf("list tasks: %w", err)
-	}
+// collectOnly is collect for the tasks in want alone, of the chunks before upto.
+func (d *Driver) collectOnly(ctx context.Context, seen map[string]bool, done *rt.IndexSet, want map[int]rt.Task, upto int, r rt.Reporter) error {
 	return d.collectFiltered(ctx, seen, done, func(i int) bool { _, ok := want[i]; return ok }, upto, r)
+}
+
+// sealStaging writes END after the chunks a dead driver staged, if it died staging: its
+// workers then finish those and end, and Collect finds the tasks never staged missing, to
+// be run afresh, instead of the workers waiting for more chunks until they give up (Idle).
+// The driver is gone (Resume checks its heartbeat), so no chunk comes after. It returns how
+// many chunks there are.
+func sealStaging(ctx context.Context, s Store) (int, error) {
+	n, end, err := stagedChunks(ctx, s, 0)
+	if err != nil {
+		return 0, fmt.Errorf("read the staged tasks: %w", err)
+	}
+	if !end {
+		if err := s.Put(ctx, endName, []byte(strconv.Itoa(n))); err != nil {
+			return 0, fmt.Errorf("end the staging: %w", err)
+		}
+	}
+	return n, nil
 }
 
 // collect reads the result objects not read before and reports their records.
@@ -386,13 +403,13 @@ func (d *Driver) collectFiltered(ctx context.Context, seen map[string]bool, done
 // tasks staged so far and end: it waits for the staging to stop (stageErr is nil once it
 // ended well, having written END), then writes END after the chunks it staged. A later
 // Collect finds the tasks never staged missing, to be run afresh.
-func (d *Driver) seal(stageErr <-chan error, chunks *int) {
+func (d *Driver) seal(stageErr <-chan error) {
 	if stageErr == nil || <-stageErr == nil {
 		return
 	}
 	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stop()
-	_ = d.Store.Put(ctx, endName, []byte(strconv.Itoa(*chunks)))
+	_ = d.Store.Put(ctx, endName, []byte(strconv.Itoa(int(d.chunks.Load()))))
 }
 
 // cancel tells the workers to stop; it outlives the run's context.

@@ -312,8 +312,8 @@ func TestSealStagingEndsTheWorkers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := sealStaging(ctx, store); err != nil {
-		t.Fatal(err)
+	if n, err := sealStaging(ctx, store); n != 3 || err != nil {
+		t.Fatalf("sealStaging = %d, %v; want 3 chunks", n, err)
 	}
 	if n, end, err := stagedChunks(ctx, store, 0); n != 3 || !end || err != nil {
 		t.Fatalf("after the seal: %d chunks, end %v, %v; want 3, true", n, end, err)
@@ -327,7 +327,7 @@ func TestSealStagingEndsTheWorkers(t *testing.T) {
 	if w.Tasks.Load() != 3 {
 		t.Errorf("worker answered %d tasks, want the 3 staged", w.Tasks.Load())
 	}
-	if err := sealStaging(ctx, store); err != nil { // a second re-attach leaves END alone
+	if _, err := sealStaging(ctx, store); err != nil { // a second re-attach leaves END alone
 		t.Fatal(err)
 	}
 }
