@@ -124,7 +124,7 @@ func stagedChunks(ctx context.Context, s Store, from int) (chunks int, end bool,
 	data, err := s.Get(ctx, endName)
 	if err == nil {
 		n, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil {
+		if err != nil || n < 0 {
 			return 0, false, fmt.Errorf("read %s: %q is not a chunk count", endName, data)
 		}
 		return n, true, nil

@@ -331,3 +331,21 @@ func TestSealStagingEndsTheWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A tasks/END that is not a chunk count (a damaged store) is an error that names it, for the
+// workers and for a re-attaching driver alike, not a job of no chunks.
+func TestStagedChunksRefusesBadEnd(t *testing.T) {
+	ctx := context.Background()
+	s := DirStore(t.TempDir())
+	for _, end := range []string{"abc", "", "-5", "99999999999999999999999"} {
+		if err := s.Put(ctx, endName, []byte(end)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (&scanner{store: s}).read(ctx); err == nil || !strings.Contains(err.Error(), "is not a chunk count") {
+			t.Errorf("END %q: read = %v, want an error naming it", end, err)
+		}
+		if _, err := sealStaging(ctx, s); err == nil {
+			t.Errorf("END %q: sealStaging took it", end)
+		}
+	}
+}
